@@ -1,0 +1,343 @@
+"""Optuna backend: samplers, pruners, storage, resume; trials run through harness.trial."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from harness.context import StudyContext, TrialContext
+from harness.errors import HarnessError, TrialPruned
+from harness.study import StudySpec
+
+log = logging.getLogger(__name__)
+
+FINISHED = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+JOURNAL_FILE = "optuna.journal"
+HOST = socket.gethostname()
+ENQUEUED_FLAG = "harness:enqueued"
+
+
+def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    """The sampler the study names, seeded with ``[study].seed``."""
+    name, seed = spec.optuna.sampler, spec.study.seed
+    startup = spec.optuna.startup_trials
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
+    if name == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise HarnessError(
+                "[optuna].sampler = 'gp' needs PyTorch: pip install 'harness[gp]' "
+                "(or pick tpe, random, cmaes or nsga2)"
+            ) from None
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=startup, multivariate=True, group=True
+    )
+
+
+def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The pruner the study names; multi-objective studies are never pruned (Optuna can't)."""
+    name = spec.optuna.pruner
+    if name == "none" or spec.multi_objective:
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=spec.optuna.startup_trials, n_warmup_steps=spec.optuna.warmup_epochs
+    )
+
+
+def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> str:
+    """The storage in use: ``--storage``, then ``[optuna].storage``, else the run's journal file."""
+    return override or spec.optuna.storage or str(run_dir / JOURNAL_FILE)
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """A journal file path or any Optuna RDB URL (sqlite://, postgresql://, mysql://)."""
+    if "://" not in url:
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(url, lock_obj=JournalFileOpenLock(url))
+        return optuna.storages.JournalStorage(backend)
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=30,
+            grace_period=120,
+            failed_trial_callback=None,
+        )
+    except Exception as exc:  # noqa: BLE001 - connection and driver problems are user input
+        raise HarnessError(f"cannot open Optuna storage {url!r}: {type(exc).__name__}: {exc}")
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create the study or load it to resume; enqueue the hand-picked trials once."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions = [objective.direction for objective in spec.objectives]
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=spec.name,
+            sampler=make_sampler(spec),
+            pruner=make_pruner(spec),
+            directions=directions,
+            load_if_exists=True,
+        )
+    except ValueError as exc:
+        raise HarnessError(f"study {spec.name!r} in this storage does not match: {exc}")
+    stored = [d.name.lower() for d in study.directions]
+    if stored != directions:
+        raise HarnessError(
+            f"study {spec.name!r} was created with directions {stored}, the file now says "
+            f"{directions}; rename the study or use another --runs-dir"
+        )
+    if not study.user_attrs.get(ENQUEUED_FLAG):
+        study.set_user_attr(ENQUEUED_FLAG, True)
+        for params in spec.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+    return study
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count toward the budget: complete, pruned or failed."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+class _Suggester:
+    """Adapts an Optuna trial to :class:`harness.space.Suggester`."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        return self.trial.suggest_int(name, low, high, step=step, log=log)
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        return self.trial.suggest_float(name, low, high, step=step, log=log)
+
+    def suggest_categorical(self, name, choices):
+        return self.trial.suggest_categorical(name, choices)
+
+
+class OptunaReporter:
+    """Feeds the first objective to Optuna each epoch and raises TrialPruned when told."""
+
+    def __init__(self, trial: optuna.Trial, spec: StudySpec):
+        self.trial = trial
+        self.metric = spec.objectives[0].metric
+        self.enabled = not spec.multi_objective
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        if not self.enabled or self.metric not in metrics:
+            return
+        self.trial.report(metrics[self.metric], epoch)
+        if self.trial.should_prune():
+            raise TrialPruned(f"pruned at epoch {epoch + 1}")
+
+
+def _is_best(study: optuna.Study, spec: StudySpec, value: float) -> bool:
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not completed:
+        return True
+    values = [t.values[0] for t in completed if t.values]
+    if spec.objectives[0].direction == "maximize":
+        return value > max(values)
+    return value < min(values)
+
+
+def run_worker(
+    context: StudyContext,
+    plugins: Any,
+    *,
+    storage_url_: str,
+    budget: int,
+    deadline: float | None = None,
+    max_trials: int | None = None,
+    worker: str = "main",
+    device: str = "cpu",
+) -> int:
+    """Pull and run trials until the budget, the deadline or ``max_trials`` is reached.
+
+    Returns how many trials this call ran. Every trial goes through
+    :func:`harness.trial.run_trial`; a failing trial is recorded with its reason
+    and the loop goes on.
+    """
+    from harness.results import save_best_model
+    from harness.trial import StudyAborted, release_trial_memory, run_trial
+
+    spec = context.spec
+    study = open_study(spec, make_storage(storage_url_))
+    ran = 0
+
+    def objective(trial: optuna.Trial):
+        params = spec.space.sample(_Suggester(trial))
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("device", device)
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("host", HOST)
+        ctx = TrialContext(context, trial.number, params, worker=worker, device=device)
+        try:
+            result = run_trial(ctx, plugins, OptunaReporter(trial, spec))
+        except StudyAborted as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            raise
+        trial.set_user_attr("duration_s", round(result.duration_s, 3))
+        trial.set_user_attr("history", json.dumps(result.history))
+        for key, value in result.metrics.items():
+            trial.set_user_attr(f"metric:{key}", value)
+        try:
+            if result.state == "failed":
+                trial.set_user_attr("fail_reason", result.fail_reason)
+                raise _Failed(result.fail_reason)
+            if result.state == "pruned":
+                raise optuna.TrialPruned()
+            values = [result.metrics[o.metric] for o in spec.objectives]
+            if not spec.multi_objective and _is_best(study, spec, values[0]):
+                save_best_model(context.run_dir, ctx, result)
+            return values if spec.multi_objective else values[0]
+        finally:
+            release_trial_memory()
+
+    while True:
+        if finished_count(study) >= budget:
+            break
+        if deadline is not None and time.time() >= deadline:
+            break
+        if max_trials is not None and ran >= max_trials:
+            break
+        # StudyAborted is not caught: Optuna records the trial as failed and re-raises it.
+        study.optimize(objective, n_trials=1, catch=(_Failed,), gc_after_trial=True)
+        ran += 1
+    return ran
+
+
+class _Failed(Exception):
+    """Marks an Optuna trial FAIL with the runner's reason (already stored as a user attr)."""
+
+
+_STATES = {
+    optuna.trial.TrialState.COMPLETE: "complete",
+    optuna.trial.TrialState.PRUNED: "pruned",
+    optuna.trial.TrialState.FAIL: "failed",
+    optuna.trial.TrialState.RUNNING: "running",
+    optuna.trial.TrialState.WAITING: "waiting",
+}
+
+
+def trial_records(study: optuna.Study, spec: StudySpec) -> list:
+    """Every stored trial as a backend-agnostic :class:`harness.results.TrialRecord`."""
+    from harness.results import TrialRecord
+
+    metric_names = [o.metric for o in spec.objectives]
+    records = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        values = dict(zip(metric_names, trial.values or [None] * len(metric_names), strict=True))
+        metrics = {k.removeprefix("metric:"): v for k, v in attrs.items() if k.startswith("metric:")}
+        duration = attrs.get("duration_s")
+        if duration is None and trial.datetime_start and trial.datetime_complete:
+            duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        records.append(
+            TrialRecord(
+                number=trial.number,
+                state=_STATES.get(trial.state, str(trial.state)),
+                values=values,
+                params=dict(trial.params),
+                metrics=metrics,
+                duration_s=duration,
+                worker=attrs.get("worker"),
+                device=attrs.get("device"),
+                fail_reason=attrs.get("fail_reason"),
+                history=json.loads(attrs.get("history", "{}")),
+            )
+        )
+    return records
+
+
+def prepare(spec: StudySpec, run_dir: Path, storage_override: str | None = None) -> str:
+    """Create or load the study (schema and enqueued trials) before any worker starts.
+
+    Doing this once in the orchestrator avoids workers racing on a new SQLite
+    schema. Returns the storage URL the workers must use.
+    """
+    url = storage_url(spec, run_dir, storage_override)
+    open_study(spec, make_storage(url))
+    fail_orphans(spec, url, orphaned_pids(spec, url))
+    return url
+
+
+def progress(spec: StudySpec, url: str) -> tuple[int, float | None]:
+    """(finished trials, best value of the first objective so far)."""
+    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    trials = study.get_trials(deepcopy=False, states=FINISHED)
+    values = [t.values[0] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not values:
+        return len(trials), None
+    pick = max if spec.objectives[0].direction == "maximize" else min
+    return len(trials), pick(values)
+
+
+def records(spec: StudySpec, url: str) -> list:
+    """Every trial of the stored study as TrialRecords."""
+    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    return trial_records(study, spec)
+
+
+def fail_orphans(spec: StudySpec, url: str, reason_by_pid: dict[int, str]) -> int:
+    """Mark RUNNING trials of dead worker processes (by pid) as failed, with the reason.
+
+    Called by the orchestrator when a worker dies, and on start-up for trials
+    left RUNNING by a run that was killed. Returns how many trials were marked.
+    """
+    storage = make_storage(url)
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    marked = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = trial.user_attrs.get("pid")
+        host = trial.user_attrs.get("host")
+        if pid in reason_by_pid and host == HOST:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason_by_pid[pid])
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            marked += 1
+    return marked
+
+
+def orphaned_pids(spec: StudySpec, url: str) -> dict[int, str]:
+    """Pids on this host that own RUNNING trials but no longer exist (a killed earlier run)."""
+    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    dead: dict[int, str] = {}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid, host = trial.user_attrs.get("pid"), trial.user_attrs.get("host")
+        if host == HOST and isinstance(pid, int) and not _alive(pid):
+            dead[pid] = "interrupted: its worker process ended before the trial finished"
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

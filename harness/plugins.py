@@ -1,0 +1,222 @@
+"""The plugin manager: built-ins, the ``harness`` entry-point group and ``--plugin``.
+
+Environment variables control autoloading of third-party plugins (built-ins
+always load unless blocked by name):
+
+* ``HARNESS_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugin.
+* ``HARNESS_PLUGINS=a,b``: load only these entry-point plugins.
+* ``HARNESS_DISABLE_PLUGINS=a,b``: block these plugins (entry-point or built-in names).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import PluginError
+from harness.registry import FAMILIES, Registry
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "harness"
+
+#: Built-in plugins, by short name. They use the public ``hookimpl`` like any third party.
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("digits", "harness_plugins.datasets.digits"),
+    ("dense", "harness_plugins.models.dense"),
+    ("cnn", "harness_plugins.models.cnn"),
+    ("stopping", "harness_plugins.callbacks.stopping"),
+    ("tensorboard", "harness_plugins.trackers.tensorboard"),
+)
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """A plugin that was registered, and where it came from."""
+
+    name: str
+    source: str
+
+
+@dataclass
+class HarnessPlugins:
+    """Registered plugins and the typed facade the core calls (never ``pm.hook`` directly)."""
+
+    pm: pluggy.PluginManager
+    registries: dict[str, Registry] = field(default_factory=dict)
+    loaded: list[LoadedPlugin] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+
+    @property
+    def datasets(self) -> Registry:
+        return self.registries["datasets"]
+
+    @property
+    def models(self) -> Registry:
+        return self.registries["models"]
+
+    @property
+    def augmentations(self) -> Registry:
+        return self.registries["augmentations"]
+
+    @property
+    def callbacks(self) -> Registry:
+        return self.registries["callbacks"]
+
+    def study_start(self, study: Any) -> None:
+        """Fire ``harness_study_start``."""
+        self.pm.hook.harness_study_start(study=study)
+
+    def study_end(self, study: Any, table: Any) -> None:
+        """Fire ``harness_study_end``."""
+        self.pm.hook.harness_study_end(study=study, table=table)
+
+    def trial_start(self, trial: Any) -> None:
+        """Fire ``harness_trial_start``."""
+        self.pm.hook.harness_trial_start(trial=trial)
+
+    def trial_callbacks(self, trial: Any) -> list[Any]:
+        """Collect the Keras callbacks every plugin adds to a trial's fit."""
+        callbacks: list[Any] = []
+        for contributed in self.pm.hook.harness_trial_callbacks(trial=trial):
+            callbacks.extend(contributed or [])
+        return callbacks
+
+    def trial_end(self, trial: Any, result: Any) -> None:
+        """Fire ``harness_trial_end``; a tracker's failure never changes the trial's outcome."""
+        for impl in reversed(self.pm.hook.harness_trial_end.get_hookimpls()):
+            try:
+                impl.function(trial=trial, result=result)
+            except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
+                log.warning("plugin %r failed in harness_trial_end: %s", impl.plugin_name, exc)
+
+
+def _env_list(name: str) -> set[str] | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _import_extra(spec: str) -> ModuleType:
+    """Import a ``--plugin`` given as a dotted module path or a ``.py`` file."""
+    path = Path(spec)
+    if spec.endswith(".py"):
+        if not path.is_file():
+            raise PluginError(f"--plugin {spec}: no such file")
+        module_name = f"harness_extra_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        assert module_spec and module_spec.loader
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            raise PluginError(f"--plugin {spec} failed to import: {type(exc).__name__}: {exc}")
+        return module
+    try:
+        return importlib.import_module(spec)
+    except Exception as exc:
+        raise PluginError(
+            f"--plugin {spec} failed to import: {type(exc).__name__}: {exc}. "
+            "Give an importable module path (mypkg.plugin) or a .py file."
+        )
+
+
+def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def load_plugins(extra: Iterable[str] = ()) -> HarnessPlugins:
+    """Build the plugin manager: built-ins, entry points (subject to the env vars), extras.
+
+    A third-party plugin that fails to import or whose register hook raises is
+    reported (in ``broken`` and the log) with its distribution's name; the
+    other plugins still load. Two plugins registering the same name is an error.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    plugins = HarnessPlugins(pm, {family: Registry(family) for family in FAMILIES})
+    blocked = _env_list("HARNESS_DISABLE_PLUGINS") or set()
+    only = _env_list("HARNESS_PLUGINS")
+    autoload = os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "") not in ("1", "true", "yes")
+
+    for name, module_path in BUILTIN_PLUGINS:
+        if name in blocked:
+            continue
+        module = importlib.import_module(module_path)
+        _register(plugins, module, name, f"built-in ({module_path})", third_party=False)
+
+    if autoload:
+        for ep in _entry_points():
+            if ep.name in blocked or (only is not None and ep.name not in only):
+                continue
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
+            source = f"entry point {ep.name} = {ep.value} (distribution {dist})"
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+                message = (
+                    f"plugin {ep.name!r} from distribution {dist} failed to import: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                plugins.broken.append(message)
+                log.warning("%s", message)
+                continue
+            _register(plugins, module, ep.name, source, third_party=True)
+
+    for spec in extra:
+        module = _import_extra(spec)
+        _register(plugins, module, module.__name__, f"--plugin {spec}", third_party=False)
+    return plugins
+
+
+def _register(
+    plugins: HarnessPlugins, module: Any, name: str, source: str, *, third_party: bool
+) -> None:
+    """Register one plugin and run its ``harness_register_*`` hooks with attribution."""
+    if plugins.pm.is_registered(module) or plugins.pm.get_plugin(name) is not None:
+        return
+    try:
+        plugins.pm.register(module, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(f"plugin {name!r} ({source}) is invalid: {exc}")
+    staged = {family: Registry(family) for family in FAMILIES}
+    try:
+        for family in FAMILIES:
+            hook = getattr(plugins.pm.hook, f"harness_register_{family}")
+            for impl in hook.get_hookimpls():
+                if impl.plugin is module:
+                    impl.function(register=staged[family].register_from(name, source))
+    except PluginError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        plugins.pm.unregister(module)
+        message = f"plugin {name!r} ({source}) raised while registering: {type(exc).__name__}: {exc}"
+        if not third_party:
+            raise PluginError(message)
+        plugins.broken.append(message)
+        log.warning("%s", message)
+        return
+    for family, registry in staged.items():
+        target = plugins.registries[family]
+        for component in registry.components.values():
+            target.register_from(component.plugin, component.source)(
+                component.name,
+                component.function,
+                params=component.params,
+                description=component.description,
+            )
+    plugins.loaded.append(LoadedPlugin(name, source))

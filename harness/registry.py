@@ -1,0 +1,108 @@
+"""Named components contributed by plugins through the ``harness_register_*`` hooks."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.errors import HarnessError, PluginError
+
+FAMILIES = ("datasets", "models", "augmentations", "callbacks")
+
+
+class NoParams(BaseModel):
+    """Parameters of a component that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered dataset, model builder, augmentation or callback."""
+
+    family: str
+    name: str
+    function: Callable[..., Any]
+    params: type[BaseModel]
+    description: str
+    plugin: str
+    source: str
+
+
+class Register(Protocol):
+    """The callable handed to ``harness_register_*`` hooks."""
+
+    def __call__(
+        self,
+        name: str,
+        function: Callable[..., Any],
+        *,
+        params: type[BaseModel] | None = None,
+        description: str = "",
+    ) -> None: ...
+
+
+@dataclass
+class Registry:
+    """All components of one family, by name; a second registration of a name is an error."""
+
+    family: str
+    components: dict[str, Component] = field(default_factory=dict)
+
+    def register_from(self, plugin: str, source: str) -> Register:
+        """Return the ``register`` callable given to one plugin's hook."""
+
+        def register(name, function, *, params=None, description=""):
+            if not isinstance(name, str) or not name.isidentifier():
+                raise PluginError(
+                    f"plugin {plugin!r} ({source}) registered {self.family[:-1]} {name!r}: "
+                    "names must be identifiers such as 'my_dataset'"
+                )
+            if not callable(function):
+                raise PluginError(
+                    f"plugin {plugin!r} ({source}) registered {self.family[:-1]} {name!r} "
+                    "with a non-callable"
+                )
+            if params is not None and not (
+                isinstance(params, type) and issubclass(params, BaseModel)
+            ):
+                raise PluginError(
+                    f"plugin {plugin!r} ({source}): params of {name!r} must be a pydantic model"
+                )
+            existing = self.components.get(name)
+            if existing is not None:
+                raise PluginError(
+                    f"{self.family[:-1]} {name!r} is registered twice: by plugin "
+                    f"{existing.plugin!r} ({existing.source}) and by plugin {plugin!r} ({source}). "
+                    f"Uninstall or block one of them (HARNESS_DISABLE_PLUGINS={plugin})."
+                )
+            doc = description or (function.__doc__ or "").strip().split("\n")[0]
+            self.components[name] = Component(
+                self.family, name, function, params or NoParams, doc, plugin, source
+            )
+
+        return register
+
+    def get(self, name: str, where: str = "") -> Component:
+        """Return the component called ``name`` or fail listing the available ones."""
+        try:
+            return self.components[name]
+        except KeyError:
+            raise HarnessError(unknown_name_message(self.family[:-1], name, self.names(), where))
+
+    def names(self) -> list[str]:
+        """Sorted names of every registered component."""
+        return sorted(self.components)
+
+
+def unknown_name_message(kind: str, name: str, available: list[str], where: str = "") -> str:
+    """One line saying ``name`` is unknown, the closest match, and what exists."""
+    prefix = f"{where}: " if where else ""
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listing = ", ".join(available) if available else "(none)"
+    return f"{prefix}unknown {kind} {name!r}.{hint} Available: {listing}."

@@ -1,0 +1,157 @@
+"""Trials -> pandas table (``trials.csv``), best parameters (``best.json``), best model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import HarnessError
+
+TABLE_FILE = "trials.csv"
+BEST_FILE = "best.json"
+META_FILE = "study.json"
+BEST_MODEL_FILE = "best.keras"
+BEST_CARD_FILE = "best_model.json"
+
+
+@dataclass
+class TrialRecord:
+    """One trial as every backend reports it."""
+
+    number: int
+    state: str
+    values: dict[str, float | None]
+    params: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    duration_s: float | None = None
+    worker: str | None = None
+    device: str | None = None
+    fail_reason: str | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def build_table(records: list[TrialRecord], objectives: list[dict[str, str]]) -> pd.DataFrame:
+    """One row per trial, best first: number, state, objective value(s), parameters, metrics,
+    duration, worker, device, fail reason."""
+    metric_names = [o["metric"] for o in objectives]
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {"number": record.number, "state": record.state}
+        for name in metric_names:
+            row[name] = record.values.get(name)
+        row.update(record.params)
+        for key, value in record.metrics.items():
+            if key not in metric_names:
+                row[key] = value
+        row.update(
+            duration_s=record.duration_s,
+            worker=record.worker,
+            device=record.device,
+            fail_reason=record.fail_reason,
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=["number", "state", *metric_names])
+    return sort_best_first(table, objectives)
+
+
+def sort_best_first(table: pd.DataFrame, objectives: list[dict[str, str]]) -> pd.DataFrame:
+    """Completed trials first, ordered by the first objective's direction; then the rest."""
+    if table.empty or not objectives:
+        return table
+    first = objectives[0]
+    complete = table["state"] == "complete"
+    done = table[complete].sort_values(
+        first["metric"], ascending=first["direction"] == "minimize", na_position="last"
+    )
+    rest = table[~complete].sort_values("number")
+    return pd.concat([done, rest]).reset_index(drop=True)
+
+
+def write_results(run_dir: Path, table: pd.DataFrame, objectives: list[dict[str, str]]) -> None:
+    """Write ``trials.csv`` and ``best.json`` atomically (a crash never leaves half a file)."""
+    _atomic_write(run_dir / TABLE_FILE, table.to_csv(index=False))
+    complete = table[table["state"] == "complete"] if not table.empty else table
+    if complete.empty:
+        return
+    best = complete.iloc[0]
+    metric_names = [o["metric"] for o in objectives]
+    params = {
+        k: _plain(v)
+        for k, v in best.items()
+        if "." in str(k) and not (isinstance(v, float) and math.isnan(v))
+    }
+    payload = {
+        "trial": int(best["number"]),
+        "values": {m: _plain(best[m]) for m in metric_names},
+        "params": params,
+    }
+    _atomic_write(run_dir / BEST_FILE, json.dumps(payload, indent=2) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    """Write ``study.json``: objectives, searched domains, backend and storage."""
+    _atomic_write(run_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    """Read ``study.json`` (empty if the study never started)."""
+    path = run_dir / META_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def resolve_run_dir(target: str, runs_dir: Path) -> Path:
+    """A study name under ``runs_dir`` or a run directory path."""
+    candidates = [Path(target), runs_dir / target]
+    for candidate in candidates:
+        if (candidate / TABLE_FILE).is_file() or (candidate / META_FILE).is_file():
+            return candidate
+    raise HarnessError(
+        f"no study results for {target!r} (looked in {' and '.join(map(str, candidates))}); "
+        f"run `harness run STUDY.toml` first or pass --runs-dir"
+    )
+
+
+def read_table(run_dir: Path) -> pd.DataFrame:
+    """Read ``trials.csv`` sorted best first."""
+    path = run_dir / TABLE_FILE
+    if not path.is_file():
+        raise HarnessError(f"{path} does not exist yet; the study has no finished trial")
+    table = pd.read_csv(path)
+    return sort_best_first(table, read_meta(run_dir).get("objectives", []))
+
+
+def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:
+    """Save ``result.model`` as ``best.keras`` with a JSON model card, atomically."""
+    path = run_dir / BEST_MODEL_FILE
+    tmp = run_dir / f".best.{os.getpid()}.keras"
+    result.model.save(tmp)
+    os.replace(tmp, path)
+    info = trial.extra.get("dataset_info")
+    card = {
+        "trial": trial.number,
+        "study": trial.study.name,
+        "params": trial.params,
+        "metrics": result.metrics,
+        "dataset": info.to_json() if info is not None else None,
+    }
+    _atomic_write(run_dir / BEST_CARD_FILE, json.dumps(card, indent=2, default=str) + "\n")
+    return path

@@ -1,0 +1,292 @@
+"""The one backend-agnostic trial runner: data -> model -> compile -> fit -> evaluate -> report.
+
+Backends only propose parameters and pass a :class:`Reporter`; whatever
+happens inside a trial comes back as a :class:`~harness.context.TrialResult`
+(``complete``, ``pruned`` or ``failed`` with a reason), never as an exception,
+except for :class:`StudyAborted` (input the user must fix before any trial can
+work) and ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import time
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from harness.context import TrialContext, TrialResult
+from harness.data import Dataset, LoadContext, cache_key
+from harness.errors import HarnessError, TrialFailed, TrialPruned
+from harness.models import BuiltModel, check_output, loss_and_metrics, make_optimizer
+from harness.plugins import HarnessPlugins
+from harness.study import ComponentSpec, TrainParams
+
+log = logging.getLogger(__name__)
+
+_DATASETS: dict[str, Dataset] = {}
+
+
+class StudyAborted(HarnessError):
+    """A trial hit a problem no other trial can avoid (missing data, broken plugin config)."""
+
+
+class Reporter(Protocol):
+    """How a backend hears about each epoch; ``report`` raises TrialPruned to stop the trial."""
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+
+class NullReporter:
+    """A reporter that never prunes."""
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        return None
+
+
+def component_params(spec: ComponentSpec, params: dict[str, Any]) -> BaseModel:
+    """Pick ``spec``'s resolved values out of the flat params and validate them."""
+    prefix = spec.prefix + "."
+    values = {k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)}
+    try:
+        return spec.component.params.model_validate(values)
+    except ValidationError as exc:
+        raise TrialFailed(f"invalid parameters for {spec.prefix} {spec.name!r}: {exc}") from exc
+
+
+def train_params(params: dict[str, Any]) -> TrainParams:
+    """The resolved ``[train]`` table."""
+    values = {k.removeprefix("train."): v for k, v in params.items() if k.startswith("train.")}
+    return TrainParams.model_validate(values)
+
+
+def load_dataset(trial: TrialContext) -> Dataset:
+    """Load (or reuse from this process's cache) the trial's dataset."""
+    spec = trial.study.spec
+    params = component_params(spec.dataset, trial.params)
+    key = cache_key(spec.dataset.name, params.model_dump(mode="json"))
+    if key not in _DATASETS:
+        context = LoadContext(
+            cache_dir=trial.study.run_dir / "cache" / key, seed=spec.study.seed or 0
+        )
+        context.cache_dir.mkdir(parents=True, exist_ok=True)
+        dataset = spec.dataset.component.function(params, context)
+        if not isinstance(dataset, Dataset):
+            raise StudyAborted(
+                f"dataset plugin {spec.dataset.name!r} returned {type(dataset).__name__}, "
+                "not a harness.data.Dataset"
+            )
+        _DATASETS[key] = dataset
+    return _DATASETS[key]
+
+
+class _EpochGuard:
+    """Keras callback: report each epoch to the backend and fail on a NaN loss."""
+
+    def __new__(cls, reporter: Reporter, offset: int = 0):
+        import keras
+
+        class EpochGuard(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs = {k: float(v) for k, v in (logs or {}).items()}
+                for key in ("loss", "val_loss"):
+                    if key in logs and not math.isfinite(logs[key]):
+                        raise TrialFailed(
+                            f"{key} became {logs[key]} at epoch {offset + epoch + 1}; "
+                            "lower the learning rate or add normalization"
+                        )
+                reporter.report(offset + epoch, logs)
+
+        return EpochGuard()
+
+
+def _pipelines(dataset: Dataset, train: TrainParams, augment: Any, seed: int):
+    import tensorflow as tf
+
+    train_ds = dataset.train
+    if train.shuffle_buffer:
+        train_ds = train_ds.shuffle(train.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    train_ds = train_ds.batch(train.batch_size)
+    if augment is not None:
+        train_ds = train_ds.map(
+            lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    if train.steps_per_epoch:
+        train_ds = train_ds.repeat()
+    train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
+    val_ds = None
+    if dataset.validation is not None:
+        val_ds = dataset.validation.batch(train.batch_size)
+        if train.validation_steps:
+            val_ds = val_ds.take(train.validation_steps)
+        val_ds = val_ds.prefetch(tf.data.AUTOTUNE)
+    return train_ds, val_ds
+
+
+def _augmentation(trial: TrialContext):
+    import keras
+
+    layers: list[Any] = []
+    for spec in trial.study.spec.augmentations:
+        made = spec.component.function(component_params(spec, trial.params))
+        layers.extend(made if isinstance(made, list | tuple) else [made])
+    return keras.Sequential(layers, name="augmentation") if layers else None
+
+
+def _fit(model, train_ds, val_ds, train: TrainParams, epochs: int, callbacks, initial_epoch=0):
+    return model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=initial_epoch + epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=train.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=train.verbose,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name == "ResourceExhaustedError":
+        return "out of memory (ResourceExhausted): lower batch_size, image_size or model size"
+    if isinstance(exc, TrialFailed):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{name}: {text[0] if text else ''}"[:500]
+
+
+def run_trial(
+    trial: TrialContext, plugins: HarnessPlugins, reporter: Reporter | None = None
+) -> TrialResult:
+    """Run one trial end to end and return how it ended (see the module docstring)."""
+    import keras
+
+    reporter = reporter or NullReporter()
+    spec = trial.study.spec
+    started = time.perf_counter()
+    result: TrialResult
+    model = None
+    history: dict[str, list[float]] = {}
+    plugins.trial_start(trial)
+    try:
+        keras.utils.set_random_seed((spec.study.seed or 0) + trial.number)
+        train = train_params(trial.params)
+        dataset = load_dataset(trial)
+        trial.extra["dataset_info"] = dataset.info
+        built = spec.model.component.function(
+            component_params(spec.model, trial.params), dataset.info
+        )
+        built = built if isinstance(built, BuiltModel) else BuiltModel(built)
+        model = built.model
+        check_output(model, dataset.info)
+        default_loss, default_metrics = loss_and_metrics(dataset.info)
+        model.compile(
+            optimizer=make_optimizer(train.optimizer, train.learning_rate, train.momentum),
+            loss=built.loss or default_loss,
+            metrics=built.metrics if built.metrics is not None else default_metrics,
+        )
+        train_ds, val_ds = _pipelines(dataset, train, _augmentation(trial), spec.study.seed or 0)
+        callbacks = [
+            _EpochGuard(reporter),
+            *plugins.trial_callbacks(trial),
+            *(
+                cb.component.function(component_params(cb, trial.params), trial)
+                for cb in spec.callbacks
+            ),
+        ]
+        fit_started = time.perf_counter()
+        fitted = _fit(model, train_ds, val_ds, train, train.epochs, callbacks)
+        history = {k: [float(v) for v in vs] for k, vs in fitted.history.items()}
+        if built.fine_tune is not None:
+            history = _fine_tune(model, built, train, train_ds, val_ds, callbacks, reporter, history)
+        train_seconds = time.perf_counter() - fit_started
+        metrics = _final_metrics(model, val_ds, history, train)
+        metrics.update(
+            params=float(model.count_params()),
+            train_seconds=train_seconds,
+            epochs_run=float(len(next(iter(history.values()), []))),
+        )
+        _check_objectives(spec, metrics)
+        result = TrialResult("complete", metrics, history, model=model)
+    except TrialPruned:
+        result = TrialResult("pruned", history=history)
+    except StudyAborted as exc:
+        result = TrialResult("failed", fail_reason=str(exc))
+        _finish(trial, plugins, result, started)
+        raise
+    except HarnessError as exc:
+        result = TrialResult("failed", fail_reason=str(exc))
+        _finish(trial, plugins, result, started)
+        raise StudyAborted(str(exc)) from exc
+    except KeyboardInterrupt:
+        _finish(trial, plugins, TrialResult("failed", fail_reason="interrupted"), started)
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
+        log.debug("trial %s failed", trial.number, exc_info=True)
+        result = TrialResult("failed", history=history, fail_reason=_describe(exc))
+    _finish(trial, plugins, result, started)
+    return result
+
+
+def _finish(trial: TrialContext, plugins: HarnessPlugins, result: TrialResult, started: float):
+    result.duration_s = time.perf_counter() - started
+    plugins.trial_end(trial, result)
+
+
+def release_trial_memory() -> None:
+    """Drop Keras's global state between trials (the backend calls this after saving)."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def _fine_tune(model, built, train, train_ds, val_ds, callbacks, reporter, history):
+    """Unfreeze the base from ``unfreeze_from``, recompile at the low rate, train on."""
+    fine = built.fine_tune
+    base = fine.base
+    base.trainable = True
+    layers = base.layers
+    start = 0
+    if isinstance(fine.unfreeze_from, int):
+        start = fine.unfreeze_from
+    elif isinstance(fine.unfreeze_from, str):
+        names = [layer.name for layer in layers]
+        if fine.unfreeze_from not in names:
+            raise TrialFailed(f"fine_tune_at: no layer {fine.unfreeze_from!r} in the base model")
+        start = names.index(fine.unfreeze_from)
+    for index, layer in enumerate(layers):
+        is_norm = type(layer).__name__ == "BatchNormalization"
+        layer.trainable = index >= start and not is_norm
+    model.compile(
+        optimizer=make_optimizer(train.optimizer, fine.learning_rate, train.momentum),
+        loss=model.loss,
+        metrics=built.metrics if built.metrics is not None else ["accuracy"],
+    )
+    done = len(next(iter(history.values()), []))
+    fitted = _fit(model, train_ds, val_ds, train, fine.epochs, callbacks, initial_epoch=done)
+    for key, values in fitted.history.items():
+        history.setdefault(key, []).extend(float(v) for v in values)
+    return history
+
+
+def _final_metrics(model, val_ds, history, train: TrainParams) -> dict[str, float]:
+    metrics = {k: v[-1] for k, v in history.items() if v and not k.startswith("val_")}
+    if val_ds is not None:
+        evaluated = model.evaluate(val_ds, verbose=0, return_dict=True)
+        metrics.update({f"val_{k}": float(v) for k, v in evaluated.items()})
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise TrialFailed(f"{key} is {value}; lower the learning rate or add normalization")
+    return metrics
+
+
+def _check_objectives(spec, metrics: dict[str, float]) -> None:
+    for objective in spec.objectives:
+        if objective.metric not in metrics:
+            raise StudyAborted(
+                f"objective {objective.metric!r} is not among this study's metrics "
+                f"({', '.join(sorted(metrics))}); change [study].objective"
+            )

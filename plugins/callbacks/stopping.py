@@ -1,0 +1,105 @@
+"""Stopping callbacks: metric threshold, early stopping, time budget, terminate on NaN."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import harness
+
+
+class ThresholdParams(BaseModel):
+    """Stop a trial's training once ``metric`` reaches ``value``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field("accuracy", description="a metric in the epoch logs, e.g. val_accuracy")
+    value: float = Field(0.99, description="the threshold")
+    mode: Literal["max", "min"] = Field("max", description="max: stop when >= value; min: <=")
+
+
+def make_threshold(params: ThresholdParams, trial):
+    """The course's ``myCallback``: "Reached 99% accuracy so cancelling training!"."""
+    import keras
+
+    class MetricThreshold(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            current = (logs or {}).get(params.metric)
+            if current is None:
+                return
+            reached = current >= params.value if params.mode == "max" else current <= params.value
+            if reached:
+                self.model.stop_training = True
+                self.stopped_epoch = epoch
+
+    return MetricThreshold()
+
+
+class EarlyStoppingParams(BaseModel):
+    """Keras EarlyStopping parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    monitor: str = "val_loss"
+    patience: int = Field(3, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best_weights: bool = True
+
+
+def make_early_stopping(params: EarlyStoppingParams, trial):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor=params.monitor,
+        patience=params.patience,
+        min_delta=params.min_delta,
+        mode=params.mode,
+        restore_best_weights=params.restore_best_weights,
+    )
+
+
+class TimeBudgetParams(BaseModel):
+    """Stop a trial's training after ``seconds`` of wall time (checked after each batch)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(600.0, gt=0)
+
+
+def make_time_budget(params: TimeBudgetParams, trial):
+    """Stop training once the trial has trained for ``seconds``."""
+    import keras
+
+    class TimeBudget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.monotonic() - self.started >= params.seconds:
+                self.model.stop_training = True
+
+    return TimeBudget()
+
+
+def make_terminate_on_nan(params, trial):
+    """Stop at the first batch whose loss is NaN (the trial is then recorded as failed)."""
+    import keras
+
+    return keras.callbacks.TerminateOnNaN()
+
+
+@harness.hookimpl
+def harness_register_callbacks(register):
+    """Register the stopping callbacks."""
+    register("threshold", make_threshold, params=ThresholdParams,
+             description="stop when a metric reaches a value (e.g. accuracy 0.99)")
+    register("early_stopping", make_early_stopping, params=EarlyStoppingParams,
+             description="stop when a metric stops improving (patience, restore best)")
+    register("time_budget", make_time_budget, params=TimeBudgetParams,
+             description="stop a trial's training after N seconds")
+    register("terminate_on_nan", make_terminate_on_nan,
+             description="stop at the first NaN loss (trial recorded as failed)")

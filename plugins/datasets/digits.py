@@ -1,0 +1,46 @@
+"""``digits``: scikit-learn's bundled 8x8 handwritten digits (real data, no network)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import harness
+from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays, split_arrays
+
+
+class DigitsParams(BaseModel):
+    """Parameters of the ``digits`` dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    validation_split: float = Field(0.2, gt=0, lt=1, description="share held out for validation")
+    limit: int | None = Field(None, ge=20, description="use only the first N images (quick tests)")
+
+
+def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
+    """1,797 grey 8x8 digit images scaled to [0, 1], shape (8, 8, 1), 10 classes."""
+    import numpy as np
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    x = (bunch.images / 16.0).astype("float32")[..., np.newaxis]
+    y = bunch.target.astype("int32")
+    if params.limit:
+        x, y = x[: params.limit], y[: params.limit]
+    x_train, y_train, x_val, y_val = split_arrays(x, y, params.validation_split, context.seed)
+    info = DatasetInfo(
+        name="digits",
+        input_shape=(8, 8, 1),
+        task="multiclass",
+        num_classes=10,
+        class_names=tuple(str(d) for d in range(10)),
+        preprocessing={"image_size": [8, 8], "color_mode": "grayscale", "scale": 1 / 16},
+    )
+    return from_arrays(info, x_train, y_train, x_val, y_val)
+
+
+@harness.hookimpl
+def harness_register_datasets(register):
+    """Register ``digits``."""
+    register("digits", load_digits, params=DigitsParams,
+             description="scikit-learn's 8x8 digits (1,797 images, 10 classes, offline)")
