@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -10,6 +11,11 @@ import warnings
 from pathlib import Path
 
 from harness.errors import HarnessError
+
+#: Modules adding more subcommands. Each defines ``add_parser(subparsers, add_common)``
+#: which adds its parser and sets ``handler`` with ``set_defaults``; a module must not
+#: import TensorFlow at import time (``harness --help`` stays fast).
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -62,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list registered plugins by family")
     _add_common(plugins)
+    for module_name in SUBCOMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        module.add_parser(sub, _add_common)
     return parser
 
 
@@ -79,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,0 +1,61 @@
+"""Shared fixtures: plugin manager, study-file writer, in-process study runner."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def plugins():
+    """A fresh plugin manager with the built-ins (third-party autoload off)."""
+    from harness.plugins import load_plugins
+
+    os.environ["HARNESS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        yield load_plugins()
+    finally:
+        os.environ.pop("HARNESS_DISABLE_PLUGIN_AUTOLOAD", None)
+
+
+@pytest.fixture
+def write_study(tmp_path):
+    """Write a study file from (dedented) TOML text; returns its path."""
+
+    def write(text: str, name: str = "study.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_study_in_process(tmp_path, plugins):
+    """Validate and run a study file in this process; returns the StudyOutcome."""
+    from harness.orchestrator import RunOptions, run_study
+    from harness.study import load_study
+
+    def run(path: Path, **options):
+        options.setdefault("runs_dir", tmp_path / "runs")
+        options.setdefault("show_progress", False)
+        spec = load_study(path, plugins)
+        return run_study(spec, plugins, RunOptions(in_process=True, **options))
+
+    return run
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is not present on this machine")
+    return path
