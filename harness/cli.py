@@ -26,7 +26,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--runs-dir", type=Path, default=Path("runs"), help="where studies live (default: runs)"
     )
     parser.add_argument(
-        "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
         help="add a plugin for this run (dotted module path or .py file); repeatable",
     )
 
@@ -50,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", help="Optuna storage URL (default: journal file in the run dir)")
     run.add_argument("--recycle-after", type=int, help="restart a worker after N trials")
     run.add_argument(
-        "--smoke", action="store_true",
+        "--smoke",
+        action="store_true",
         help="one trial, one epoch, a few batches: check a study works end to end",
     )
     run.add_argument("--in-process", action="store_true", help="run trials in this process")
@@ -164,7 +168,10 @@ def summary(outcome, spec) -> str:
 def cmd_validate(args) -> int:
     """``harness validate STUDY``: no TensorFlow, no training."""
     _, spec = _load(args)
-    print(f"{args.study}: valid study {spec.name!r} ({spec.study.backend}, {spec.study.trials} trials)")
+    print(
+        f"{args.study}: valid study {spec.name!r} "
+        f"({spec.study.backend}, {spec.study.trials} trials)"
+    )
     print(f"dataset {spec.dataset.name}, model {spec.model.name}")
     for param in spec.space.params:
         condition = f"  when {param.condition.describe()}" if param.condition else ""
@@ -189,8 +196,9 @@ def cmd_show(args) -> int:
         table = table[[c for c in keep if c in table.columns]]
     if args.top:
         table = table.head(args.top)
-    with pd.option_context("display.max_columns", None, "display.width", 200,
-                           "display.max_colwidth", 60):
+    with pd.option_context(
+        "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
+    ):
         print(table.to_string(index=False))
     return 0
 
@@ -215,8 +223,13 @@ def cmd_plugins(args) -> int:
 
 
 def _lifecycle(plugins):
-    hooks = ("harness_study_start", "harness_trial_start", "harness_trial_callbacks",
-             "harness_trial_end", "harness_study_end")
+    hooks = (
+        "harness_study_start",
+        "harness_trial_start",
+        "harness_trial_callbacks",
+        "harness_trial_end",
+        "harness_study_end",
+    )
     found: dict[str, list[str]] = {}
     for hook in hooks:
         for impl in getattr(plugins.pm.hook, hook).get_hookimpls():

@@ -68,7 +68,7 @@ class LoadContext:
 def split_arrays(
     x: np.ndarray, y: np.ndarray, validation_split: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffle with ``seed`` and hold out ``validation_split`` of the rows, stratified by nothing."""
+    """Shuffle with ``seed`` and hold out ``validation_split`` of the rows, not stratified."""
     if not 0.0 < validation_split < 1.0:
         raise ValueError("validation_split must be between 0 and 1")
     order = np.random.default_rng(seed).permutation(len(x))

@@ -25,13 +25,24 @@ class FineTune:
 
 @dataclass
 class BuiltModel:
-    """What a builder may return instead of a bare model, to override defaults."""
+    """What a builder may return instead of a bare model, to override defaults.
+
+    A builder whose model is a frozen feature extractor followed by a trainable
+    head sets ``frozen_base`` (model input -> features, every weight frozen) and
+    ``head`` (features -> output, sharing its layers with ``model``), so that
+    ``model(x) == head(frozen_base(x))``. The runner may then compute the
+    features once and train only the head (see :mod:`harness.features`).
+    ``extra["feature_key"]`` names the base's weights when they are the same in
+    every trial (pretrained or from a file), which lets trials share the features.
+    """
 
     model: Any
     loss: Any = None
     metrics: list[Any] | None = None
     fine_tune: FineTune | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    frozen_base: Any = None
+    head: Any = None
 
 
 def output_units_and_activation(info: DatasetInfo) -> tuple[int, str]:
@@ -61,7 +72,7 @@ def loss_and_metrics(info: DatasetInfo) -> tuple[str, list[Any]]:
 
 
 def check_output(model: Any, info: DatasetInfo) -> None:
-    """Refuse a model whose output cannot express the task (e.g. Dense(1, softmax) for 10 classes)."""
+    """Refuse a model whose output cannot express the task (Dense(1, softmax) for 10 classes)."""
     units, activation = output_units_and_activation(info)
     shape = tuple(model.output_shape)
     if shape[-1] != units:

@@ -127,7 +127,9 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        table = build_table(backend.records(spec, storage), [o.model_dump() for o in spec.objectives])
+        table = build_table(
+            backend.records(spec, storage), [o.model_dump() for o in spec.objectives]
+        )
         write_results(run_dir, table, [o.model_dump() for o in spec.objectives])
     plugins.study_end(context, table)
     return StudyOutcome(run_dir, table, spec, interrupted)
@@ -143,8 +145,12 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
     crashes = 0
     done, best = backend.progress(spec, storage)
     bar = tqdm(
-        total=budget, initial=min(done, budget), desc=spec.name, unit="trial",
-        disable=not options.show_progress, dynamic_ncols=True,
+        total=budget,
+        initial=min(done, budget),
+        desc=spec.name,
+        unit="trial",
+        disable=not options.show_progress,
+        dynamic_ncols=True,
     )
 
     def job(slot):

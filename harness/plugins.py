@@ -35,6 +35,13 @@ ENTRY_POINT_GROUP = "harness"
 #: Built-in plugins, by short name. They use the public ``hookimpl`` like any third party.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("digits", "harness_plugins.datasets.digits"),
+    ("image_folder", "harness_plugins.datasets.image_folder"),
+    ("course_images", "harness_plugins.datasets.course_images"),
+    ("headlines", "harness_plugins.datasets.headlines"),
+    ("mnist", "harness_plugins.datasets.mnist"),
+    ("sign_language_mnist", "harness_plugins.datasets.sign_language_mnist"),
+    ("linear", "harness_plugins.datasets.linear"),
+    ("csv_table", "harness_plugins.datasets.csv_table"),
     ("dense", "harness_plugins.models.dense"),
     ("cnn", "harness_plugins.models.cnn"),
     ("stopping", "harness_plugins.callbacks.stopping"),
@@ -204,7 +211,9 @@ def _register(
         raise
     except Exception as exc:  # noqa: BLE001
         plugins.pm.unregister(module)
-        message = f"plugin {name!r} ({source}) raised while registering: {type(exc).__name__}: {exc}"
+        message = (
+            f"plugin {name!r} ({source}) raised while registering: {type(exc).__name__}: {exc}"
+        )
         if not third_party:
             raise PluginError(message)
         plugins.broken.append(message)

@@ -18,6 +18,7 @@ BEST_FILE = "best.json"
 META_FILE = "study.json"
 BEST_MODEL_FILE = "best.keras"
 BEST_CARD_FILE = "best_model.json"
+HISTORIES_FILE = "histories.json"
 
 
 @dataclass
@@ -58,8 +59,21 @@ def build_table(records: list[TrialRecord], objectives: list[dict[str, str]]) ->
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
-        return pd.DataFrame(columns=["number", "state", *metric_names])
-    return sort_best_first(table, objectives)
+        table = pd.DataFrame(columns=["number", "state", *metric_names])
+    else:
+        table = sort_best_first(table, objectives)
+    # Per-epoch histories ride along to write_results (trials.csv has no room for them).
+    table.attrs["histories"] = _Histories(
+        {record.number: record.history for record in records if record.history}
+    )
+    return table
+
+
+class _Histories(dict):
+    """Trial number -> per-epoch Keras logs; kept by reference when pandas copies ``attrs``."""
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def sort_best_first(table: pd.DataFrame, objectives: list[dict[str, str]]) -> pd.DataFrame:
@@ -75,9 +89,25 @@ def sort_best_first(table: pd.DataFrame, objectives: list[dict[str, str]]) -> pd
     return pd.concat([done, rest]).reset_index(drop=True)
 
 
-def write_results(run_dir: Path, table: pd.DataFrame, objectives: list[dict[str, str]]) -> None:
-    """Write ``trials.csv`` and ``best.json`` atomically (a crash never leaves half a file)."""
+def write_results(
+    run_dir: Path,
+    table: pd.DataFrame,
+    objectives: list[dict[str, str]],
+    histories: dict[int, dict[str, list[float]]] | None = None,
+) -> None:
+    """Write ``trials.csv``, ``histories.json`` and ``best.json`` atomically (a crash never
+    leaves half a file).
+
+    ``histories`` (trial number -> per-epoch Keras logs) defaults to the ones
+    :func:`build_table` attached to the table; without either, ``histories.json``
+    is left as it is.
+    """
     _atomic_write(run_dir / TABLE_FILE, table.to_csv(index=False))
+    if histories is None:
+        histories = table.attrs.get("histories")
+    if histories is not None:
+        payload = {str(number): history for number, history in sorted(histories.items())}
+        _atomic_write(run_dir / HISTORIES_FILE, json.dumps(payload) + "\n")
     complete = table[table["state"] == "complete"] if not table.empty else table
     if complete.empty:
         return
@@ -128,6 +158,14 @@ def resolve_run_dir(target: str, runs_dir: Path) -> Path:
         f"no study results for {target!r} (looked in {' and '.join(map(str, candidates))}); "
         f"run `harness run STUDY.toml` first or pass --runs-dir"
     )
+
+
+def read_histories(run_dir: Path) -> dict[int, dict[str, list[float]]]:
+    """Read ``histories.json``: trial number -> per-epoch Keras logs (empty if absent)."""
+    path = run_dir / HISTORIES_FILE
+    if not path.is_file():
+        return {}
+    return {int(number): history for number, history in json.loads(path.read_text()).items()}
 
 
 def read_table(run_dir: Path) -> pd.DataFrame:

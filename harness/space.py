@@ -230,7 +230,8 @@ def parse_condition(where: str, text: str, scope: str) -> Condition:
         value = tomllib.loads(f"v = {raw_value}")["v"]
     except tomllib.TOMLDecodeError:
         raise StudyFileError(
-            f"{where}.when: {raw_value!r} is not a value; quote strings, e.g. \"act == 'relu'\""
+            f"{where}.when: cannot read {text!r}: {raw_value!r} is not a value; write "
+            f'"<parameter> <op> <value>" and quote strings, e.g. "activation == \'relu\'"'
         )
     if op in ("in", "not in") and not isinstance(value, list):
         raise StudyFileError(f"{where}.when: '{op}' needs a list, e.g. \"x in [1, 2]\"")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.errors import StudyFileError
+from harness.errors import HarnessError, StudyFileError
 from harness.plugins import HarnessPlugins
 from harness.registry import Component, Registry
 from harness.space import (
@@ -41,11 +41,14 @@ TOP_LEVEL_KEYS = (
 #: Metrics a trial reports besides Keras's own (loss, accuracy, val_*, ...).
 EXTRA_METRICS = ("params", "train_seconds", "epochs_run")
 _MINIMIZED = ("loss", "mae", "mse", "mean_absolute_error", "mean_squared_error", "perplexity")
-KNOWN_METRICS = tuple(
-    prefix + name
-    for name in ("loss", "accuracy", "mae", "mse", "auc", "top_k_accuracy", "perplexity")
-    for prefix in ("", "val_")
-) + EXTRA_METRICS
+KNOWN_METRICS = (
+    tuple(
+        prefix + name
+        for name in ("loss", "accuracy", "mae", "mse", "auc", "top_k_accuracy", "perplexity")
+        for prefix in ("", "val_")
+    )
+    + EXTRA_METRICS
+)
 
 
 class _Strict(BaseModel):
@@ -105,7 +108,9 @@ class TrainParams(_Strict):
     learning_rate: float = Field(1e-3, gt=0, le=10)
     momentum: float = Field(0.0, ge=0, lt=1)
     shuffle_buffer: int = Field(10_000, ge=0)
-    steps_per_epoch: int | None = Field(None, ge=1, description="cap batches per epoch (smoke runs)")
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="cap batches per epoch (smoke runs)"
+    )
     validation_steps: int | None = Field(None, ge=1)
     verbose: int = Field(0, ge=0, le=2)
 
@@ -156,7 +161,8 @@ def default_direction(metric: str) -> Literal["maximize", "minimize"]:
 
 def _suggest(key: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
-    return f" Did you mean {close[0]!r}?" if close else f" Allowed: {', '.join(allowed)}."
+    listing = f" Allowed: {', '.join(allowed)}." if len(allowed) <= 24 else ""
+    return (f" Did you mean {close[0]!r}?" if close else "") + listing
 
 
 def _format_validation_error(where: str, exc: ValidationError, allowed: list[str]) -> str:
@@ -276,7 +282,8 @@ def _objectives(section: StudySection, where: str) -> list[Objective]:
     for metric in metrics:
         if metric not in KNOWN_METRICS:
             raise StudyFileError(
-                f"{where}.objective: unknown metric {metric!r}.{_suggest(metric, list(KNOWN_METRICS))}"
+                f"{where}.objective: unknown metric {metric!r}."
+                + _suggest(metric, list(KNOWN_METRICS))
             )
     directions = section.direction
     if directions is None:
@@ -309,7 +316,7 @@ def load_study(path: str | Path, plugins: HarnessPlugins) -> StudySpec:
     raw = read_toml(path)
     try:
         return parse_study(raw, plugins, path)
-    except StudyFileError as exc:
+    except HarnessError as exc:
         raise StudyFileError(f"{path}: {exc}") from None
 
 
@@ -385,7 +392,8 @@ def _enqueue(raw: Any, space: SearchSpace) -> list[dict[str, Any]]:
             param = space.get(key)
             if param is None:
                 raise StudyFileError(
-                    f"[[enqueue]] #{index + 1}.{key}: not a searched parameter.{_suggest(key, names)}"
+                    f"[[enqueue]] #{index + 1}.{key}: not a searched parameter."
+                    + _suggest(key, names)
                 )
             dist = param.distribution
             choices = getattr(dist, "choices", None)
@@ -393,9 +401,14 @@ def _enqueue(raw: Any, space: SearchSpace) -> list[dict[str, Any]]:
                 raise StudyFileError(
                     f"[[enqueue]] #{index + 1}.{key}: {value!r} is not one of {list(choices)}"
                 )
-            if choices is None and not (dist.low <= value <= dist.high):
+            if choices is None and not _within(value, dist.low, dist.high):
                 raise StudyFileError(
-                    f"[[enqueue]] #{index + 1}.{key}: {value!r} is outside [{dist.low}, {dist.high}]"
+                    f"[[enqueue]] #{index + 1}.{key}: {value!r} is outside "
+                    f"[{dist.low}, {dist.high}]"
                 )
         trials.append(flat)
     return trials
+
+
+def _within(value: Any, low: float, high: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high

@@ -200,7 +200,9 @@ def run_trial(
         fitted = _fit(model, train_ds, val_ds, train, train.epochs, callbacks)
         history = {k: [float(v) for v in vs] for k, vs in fitted.history.items()}
         if built.fine_tune is not None:
-            history = _fine_tune(model, built, train, train_ds, val_ds, callbacks, reporter, history)
+            history = _fine_tune(
+                model, built, train, train_ds, val_ds, callbacks, reporter, history
+            )
         train_seconds = time.perf_counter() - fit_started
         metrics = _final_metrics(model, val_ds, history, train)
         metrics.update(

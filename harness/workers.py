@@ -165,6 +165,8 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
 def start_worker(job: WorkerJob, errors: Any) -> mp.process.BaseProcess:
     """Start one worker in a fresh (spawned) interpreter."""
     ctx = mp.get_context("spawn")
-    process = ctx.Process(target=worker_main, args=(job, errors), name=f"harness-{job.slot.worker_id}")
+    process = ctx.Process(
+        target=worker_main, args=(job, errors), name=f"harness-{job.slot.worker_id}"
+    )
     process.start()
     return process

@@ -35,7 +35,9 @@ def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+        )
     if name == "gp":
         try:
             import torch  # noqa: F401
@@ -253,7 +255,9 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         values = dict(zip(metric_names, trial.values or [None] * len(metric_names), strict=True))
-        metrics = {k.removeprefix("metric:"): v for k, v in attrs.items() if k.startswith("metric:")}
+        metrics = {
+            k.removeprefix("metric:"): v for k, v in attrs.items() if k.startswith("metric:")
+        }
         duration = attrs.get("duration_s")
         if duration is None and trial.datetime_start and trial.datetime_complete:
             duration = (trial.datetime_complete - trial.datetime_start).total_seconds()

@@ -95,11 +95,26 @@ def make_terminate_on_nan(params, trial):
 @harness.hookimpl
 def harness_register_callbacks(register):
     """Register the stopping callbacks."""
-    register("threshold", make_threshold, params=ThresholdParams,
-             description="stop when a metric reaches a value (e.g. accuracy 0.99)")
-    register("early_stopping", make_early_stopping, params=EarlyStoppingParams,
-             description="stop when a metric stops improving (patience, restore best)")
-    register("time_budget", make_time_budget, params=TimeBudgetParams,
-             description="stop a trial's training after N seconds")
-    register("terminate_on_nan", make_terminate_on_nan,
-             description="stop at the first NaN loss (trial recorded as failed)")
+    register(
+        "threshold",
+        make_threshold,
+        params=ThresholdParams,
+        description="stop when a metric reaches a value (e.g. accuracy 0.99)",
+    )
+    register(
+        "early_stopping",
+        make_early_stopping,
+        params=EarlyStoppingParams,
+        description="stop when a metric stops improving (patience, restore best)",
+    )
+    register(
+        "time_budget",
+        make_time_budget,
+        params=TimeBudgetParams,
+        description="stop a trial's training after N seconds",
+    )
+    register(
+        "terminate_on_nan",
+        make_terminate_on_nan,
+        description="stop at the first NaN loss (trial recorded as failed)",
+    )

@@ -42,5 +42,9 @@ def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
 @harness.hookimpl
 def harness_register_datasets(register):
     """Register ``digits``."""
-    register("digits", load_digits, params=DigitsParams,
-             description="scikit-learn's 8x8 digits (1,797 images, 10 classes, offline)")
+    register(
+        "digits",
+        load_digits,
+        params=DigitsParams,
+        description="scikit-learn's 8x8 digits (1,797 images, 10 classes, offline)",
+    )

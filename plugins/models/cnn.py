@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from harness_plugins.models.dense import Activation, dense_head
 from pydantic import BaseModel, ConfigDict, Field
 
 import harness
 from harness.data import DatasetInfo
 from harness.errors import TrialFailed
 from harness.models import output_layer
-from harness_plugins.models.dense import Activation, dense_head
 
 
 class CnnParams(BaseModel):
@@ -52,7 +52,9 @@ def build_cnn(params: CnnParams, info: DatasetInfo):
     import keras
 
     if len(info.input_shape) != 3:
-        raise TrialFailed(f"cnn needs image input (height, width, channels), got {info.input_shape}")
+        raise TrialFailed(
+            f"cnn needs image input (height, width, channels), got {info.input_shape}"
+        )
     size = min(info.input_shape[:2])
     for _ in range(params.conv_layers):
         stride = params.pool_strides or params.pool_size
@@ -70,13 +72,18 @@ def build_cnn(params: CnnParams, info: DatasetInfo):
     x = inputs
     for index in range(1, params.conv_layers + 1):
         x = keras.layers.Conv2D(
-            block_filters(params, index), params.kernel_size, padding=params.padding,
-            activation=params.activation, name=f"conv_{index}",
+            block_filters(params, index),
+            params.kernel_size,
+            padding=params.padding,
+            activation=params.activation,
+            name=f"conv_{index}",
         )(x)
         if params.batch_norm:
             x = keras.layers.BatchNormalization(name=f"conv_bn_{index}")(x)
         x = keras.layers.MaxPooling2D(
-            params.pool_size, strides=params.pool_strides, padding=params.padding,
+            params.pool_size,
+            strides=params.pool_strides,
+            padding=params.padding,
             name=f"pool_{index}",
         )(x)
         if params.conv_dropout:
@@ -89,5 +96,9 @@ def build_cnn(params: CnnParams, info: DatasetInfo):
 @harness.hookimpl
 def harness_register_models(register):
     """Register ``cnn``."""
-    register("cnn", build_cnn, params=CnnParams,
-             description="Conv2D/MaxPool blocks + dense head (filters, depth, units, dropout)")
+    register(
+        "cnn",
+        build_cnn,
+        params=CnnParams,
+        description="Conv2D/MaxPool blocks + dense head (filters, depth, units, dropout)",
+    )

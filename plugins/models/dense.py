@@ -62,5 +62,9 @@ def build_dense(params: DenseParams, info: DatasetInfo):
 @harness.hookimpl
 def harness_register_models(register):
     """Register ``dense``."""
-    register("dense", build_dense, params=DenseParams,
-             description="Flatten + hidden Dense layers (units, depth, dropout)")
+    register(
+        "dense",
+        build_dense,
+        params=DenseParams,
+        description="Flatten + hidden Dense layers (units, depth, dropout)",
+    )

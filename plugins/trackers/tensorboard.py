@@ -21,8 +21,12 @@ log = logging.getLogger(__name__)
 
 #: Metrics listed in the dashboard besides the objectives (missing ones are left blank).
 REPORTED = ("val_loss", "val_accuracy", "loss", "accuracy", "val_mae", "train_seconds", "params")
-EPOCH_METRICS = (("epoch_loss", "train"), ("epoch_loss", "validation"),
-                 ("epoch_accuracy", "train"), ("epoch_accuracy", "validation"))
+EPOCH_METRICS = (
+    ("epoch_loss", "train"),
+    ("epoch_loss", "validation"),
+    ("epoch_accuracy", "train"),
+    ("epoch_accuracy", "validation"),
+)
 
 
 def _hparam_value(value: Any) -> Any:
@@ -84,7 +88,9 @@ def harness_trial_callbacks(trial):
 
     return [
         keras.callbacks.TensorBoard(
-            log_dir=str(trial.tensorboard_dir), write_graph=False, histogram_freq=0,
+            log_dir=str(trial.tensorboard_dir),
+            write_graph=False,
+            histogram_freq=0,
             profile_batch=0,
         )
     ]

@@ -1,0 +1,128 @@
+"""Keras layers that models carry inside their ``.keras`` file.
+
+Each is registered with ``keras.saving.register_keras_serializable(package="harness")``
+so that a saved model loads with ``keras.models.load_model(path)`` in safe mode
+(no ``Lambda`` layers, no pickled code). Keras is imported only when the layers
+are first needed: call :func:`custom_layers` (or :func:`register`) before
+loading a model that uses them; ``harness predict`` does.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+#: The module of ``keras.applications`` whose ``preprocess_input`` each backbone uses.
+PREPROCESS_MODULES = {
+    "vgg16": "vgg16",
+    "inception_v3": "inception_v3",
+    "mobilenet_v2": "mobilenet_v2",
+    "resnet50": "resnet50",
+    "efficientnet_b0": "efficientnet",
+}
+
+#: Keras's ``Tokenizer`` default: these characters are removed before splitting on spaces.
+DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+
+
+@functools.cache
+def custom_layers() -> SimpleNamespace:
+    """Define and register the harness's serializable layers once; return them by name."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="harness")
+    class BackbonePreprocess(keras.layers.Layer):
+        """[0, 1] images -> what a ``keras.applications`` backbone expects.
+
+        Multiplies by ``input_scale`` (255: back to pixel values), repeats a grey
+        channel to RGB, then applies the backbone's own ``preprocess_input``.
+        """
+
+        def __init__(self, backbone: str, input_scale: float = 255.0, **kwargs):
+            super().__init__(**kwargs)
+            if backbone not in PREPROCESS_MODULES:
+                raise ValueError(f"unknown backbone {backbone!r}")
+            self.backbone = backbone
+            self.input_scale = float(input_scale)
+
+        def call(self, inputs):
+            x = keras.ops.cast(inputs, "float32") * self.input_scale
+            if x.shape[-1] == 1:
+                x = keras.ops.repeat(x, 3, axis=-1)
+            module = getattr(keras.applications, PREPROCESS_MODULES[self.backbone])
+            return module.preprocess_input(x)
+
+        def compute_output_shape(self, input_shape):
+            return (*input_shape[:-1], 3)
+
+        def get_config(self):
+            return {
+                **super().get_config(),
+                "backbone": self.backbone,
+                "input_scale": self.input_scale,
+            }
+
+    @keras.saving.register_keras_serializable(package="harness")
+    class TextVocabulary(keras.layers.Layer):
+        """Passes token ids through unchanged; stores the tokenizer in the model's config.
+
+        ``vocabulary[i]`` is the word with id ``i`` (0 is padding). ``sequence_length``
+        is the model's input length (prompts are pre-padded to it). ``lower``,
+        ``filters`` and ``oov_token`` repeat how the dataset tokenized its text, so
+        that :func:`harness.textgen.generate` needs nothing but the saved model.
+        """
+
+        def __init__(
+            self,
+            vocabulary,
+            sequence_length: int,
+            lower: bool = True,
+            filters: str = DEFAULT_FILTERS,
+            oov_token: str | None = None,
+            **kwargs,
+        ):
+            super().__init__(**kwargs)
+            self.vocabulary = [str(word) for word in vocabulary]
+            self.sequence_length = int(sequence_length)
+            self.lower = bool(lower)
+            self.filters = filters
+            self.oov_token = oov_token
+
+        def call(self, inputs):
+            return inputs
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {
+                **super().get_config(),
+                "vocabulary": self.vocabulary,
+                "sequence_length": self.sequence_length,
+                "lower": self.lower,
+                "filters": self.filters,
+                "oov_token": self.oov_token,
+            }
+
+    @keras.saving.register_keras_serializable(package="harness")
+    class SampleCentering(keras.layers.Layer):
+        """Subtract each sample's own mean (``ImageDataGenerator(samplewise_center=True)``)."""
+
+        def call(self, inputs):
+            x = keras.ops.cast(inputs, "float32")
+            axes = tuple(range(1, len(x.shape)))
+            return x - keras.ops.mean(x, axis=axes, keepdims=True)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return SimpleNamespace(
+        BackbonePreprocess=BackbonePreprocess,
+        TextVocabulary=TextVocabulary,
+        SampleCentering=SampleCentering,
+    )
+
+
+def register() -> None:
+    """Make the harness's layers known to Keras (call before ``keras.models.load_model``)."""
+    custom_layers()

@@ -1,0 +1,316 @@
+"""Running studies: results table, resume, failed-trial isolation, TensorBoard, CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.study import load_study
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL = """
+[study]
+name = "small"
+trials = {trials}
+seed = 3
+
+[optuna]
+sampler = "{sampler}"
+pruner = "none"
+
+[dataset]
+name = "digits"
+limit = 300
+
+[model]
+name = "dense"
+units = {{int = [8, 32], step = 8}}
+dropout = {{float = [0.0, 0.3]}}
+
+[train]
+epochs = 2
+"""
+
+
+def small(trials=2, sampler="tpe", extra=""):
+    return SMALL.format(trials=trials, sampler=sampler) + extra
+
+
+def test_trials_csv_has_a_row_per_trial_with_every_column(write_study, run_study_in_process):
+    outcome = run_study_in_process(write_study(small(trials=3)))
+    table = pd.read_csv(outcome.run_dir / "trials.csv")
+    assert len(table) == 3
+    for column in (
+        "number",
+        "state",
+        "val_accuracy",
+        "model.units",
+        "model.dropout",
+        "duration_s",
+        "device",
+        "fail_reason",
+        "val_loss",
+        "params",
+        "train_seconds",
+    ):
+        assert column in table.columns, column
+    assert set(table["state"]) == {"complete"}
+    assert table["val_accuracy"].between(0, 1).all()
+    assert list(table["val_accuracy"]) == sorted(table["val_accuracy"], reverse=True)
+    assert (table["model.units"] % 8 == 0).all()
+    best = json.loads((outcome.run_dir / "best.json").read_text())
+    assert best["trial"] == int(table.iloc[0]["number"])
+    assert best["values"]["val_accuracy"] == pytest.approx(table.iloc[0]["val_accuracy"])
+    assert set(best["params"]) >= {"model.units", "model.dropout"}
+    assert (outcome.run_dir / "best.keras").is_file()
+    card = json.loads((outcome.run_dir / "best_model.json").read_text())
+    assert card["trial"] == best["trial"]
+    assert card["dataset"]["class_names"] == [str(d) for d in range(10)]
+
+
+def test_resume_keeps_finished_trials(write_study, run_study_in_process):
+    first = run_study_in_process(write_study(small(trials=2)))
+    before = pd.read_csv(first.run_dir / "trials.csv").sort_values("number")
+    second = run_study_in_process(write_study(small(trials=3)))
+    after = pd.read_csv(second.run_dir / "trials.csv").sort_values("number")
+    assert list(after["number"]) == [0, 1, 2]
+    pd.testing.assert_frame_equal(
+        before[["number", "val_accuracy", "model.units"]].reset_index(drop=True),
+        after[["number", "val_accuracy", "model.units"]].head(2).reset_index(drop=True),
+    )
+    third = run_study_in_process(write_study(small(trials=3)))
+    assert len(pd.read_csv(third.run_dir / "trials.csv")) == 3, "budget met: nothing re-run"
+
+
+def test_failing_trial_is_recorded_and_study_goes_on(write_study, run_study_in_process):
+    text = """
+        [study]
+        name = "failing"
+        trials = 2
+        [optuna]
+        pruner = "none"
+        [dataset]
+        name = "digits"
+        limit = 200
+        [model]
+        name = "cnn"
+        conv_layers = {choice = [4, 1]}
+        filters = 4
+        units = 8
+        [train]
+        epochs = 1
+        [[enqueue]]
+        model.conv_layers = 4
+        [[enqueue]]
+        model.conv_layers = 1
+    """
+    outcome = run_study_in_process(write_study(text))
+    table = outcome.table.set_index("number")
+    assert table.loc[0, "state"] == "failed"
+    assert "shrink" in table.loc[0, "fail_reason"] and "conv_layers" in table.loc[0, "fail_reason"]
+    assert table.loc[1, "state"] == "complete"
+
+
+REGRESSION_PLUGIN = """
+import numpy as np
+import harness
+from harness.data import DatasetInfo, from_arrays
+
+def load(params, context):
+    x = np.linspace(-1, 4, 200, dtype="float32").reshape(-1, 1)
+    y = 2 * x - 1
+    info = DatasetInfo(name="line", input_shape=(1,), task="regression")
+    return from_arrays(info, x, y, x, y)
+
+@harness.hookimpl
+def harness_register_datasets(register):
+    register("line", load)
+"""
+
+
+def test_nan_loss_fails_the_trial_with_a_reason(tmp_path, write_study, monkeypatch):
+    from harness.orchestrator import RunOptions, run_study
+    from harness.plugins import load_plugins
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    plugin = tmp_path / "line_plugin.py"
+    plugin.write_text(REGRESSION_PLUGIN)
+    plugins = load_plugins([str(plugin)])
+    text = """
+        [study]
+        name = "nan"
+        trials = 2
+        objective = "val_loss"
+        [optuna]
+        pruner = "none"
+        [dataset]
+        name = "line"
+        [model]
+        name = "dense"
+        dense_layers = 0
+        [train]
+        epochs = 3
+        batch_size = 8
+        optimizer = "sgd"
+        learning_rate = {choice = [5.0, 0.01]}
+        [[enqueue]]
+        train.learning_rate = 5.0
+        [[enqueue]]
+        train.learning_rate = 0.01
+    """
+    spec = load_study(write_study(text), plugins)
+    outcome = run_study(
+        spec, plugins, RunOptions(runs_dir=tmp_path / "runs", in_process=True, show_progress=False)
+    )
+    table = outcome.table.set_index("number")
+    assert table.loc[0, "state"] == "failed"
+    assert "nan" in table.loc[0, "fail_reason"].lower() or "inf" in table.loc[0, "fail_reason"]
+    assert "learning rate" in table.loc[0, "fail_reason"]
+    assert table.loc[1, "state"] == "complete"
+
+
+def test_missing_objective_metric_aborts_with_one_message(write_study, run_study_in_process):
+    from harness.errors import HarnessError
+
+    text = small(trials=3).replace("seed = 3", 'seed = 3\nobjective = "val_mae"')
+    with pytest.raises(HarnessError, match="objective 'val_mae' is not among"):
+        run_study_in_process(write_study(text))
+
+
+def test_multi_objective_with_nsga2(write_study, run_study_in_process):
+    text = small(trials=3, sampler="nsga2").replace(
+        "seed = 3", 'seed = 3\nobjective = ["val_accuracy", "params"]'
+    )
+    outcome = run_study_in_process(write_study(text))
+    table = outcome.table
+    assert {"val_accuracy", "params"} <= set(table.columns)
+    assert (table["state"] == "complete").all()
+    assert table["params"].gt(0).all()
+
+
+@pytest.mark.parametrize("sampler", ["random", "cmaes"])
+def test_other_samplers_run(write_study, run_study_in_process, sampler):
+    outcome = run_study_in_process(write_study(small(trials=2, sampler=sampler)))
+    assert (outcome.table["state"] == "complete").all()
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband", "successive_halving"])
+def test_pruners_are_fed_each_epoch(write_study, run_study_in_process, pruner):
+    text = small(trials=4).replace('pruner = "none"', f'pruner = "{pruner}"\nstartup_trials = 1')
+    text = text.replace("epochs = 2", "epochs = 3")
+    outcome = run_study_in_process(write_study(text))
+    import optuna
+
+    study = optuna.load_study(
+        study_name="small",
+        storage=__import__("harness.backends.optuna", fromlist=["x"]).make_storage(
+            str(outcome.run_dir / "optuna.journal")
+        ),
+    )
+    reported = [len(t.intermediate_values) for t in study.trials]
+    assert all(n >= 1 for n in reported), reported
+    assert max(reported) == 3
+
+
+def test_tensorboard_events_hold_trials_params_and_metrics(write_study, run_study_in_process):
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    outcome = run_study_in_process(write_study(small(trials=2)))
+    tb = outcome.run_dir / "tb"
+
+    def load(path):
+        acc = event_accumulator.EventAccumulator(
+            str(path), size_guidance={event_accumulator.TENSORS: 0}
+        )
+        acc.Reload()
+        return acc
+
+    root = load(tb)
+    content = root.PluginTagToContent("hparams")
+    config = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    names = {h.name for h in config.experiment.hparam_infos}
+    assert names == {"model.units", "model.dropout"}
+    metrics = {m.name.tag for m in config.experiment.metric_infos}
+    assert "final/val_accuracy" in metrics
+
+    for number in (0, 1):
+        trial = load(tb / f"trial-{number:04d}")
+        data = plugin_data_pb2.HParamsPluginData.FromString(
+            trial.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        )
+        hparams = data.session_start_info.hparams
+        assert set(hparams) == {"model.units", "model.dropout"}
+        assert "final/val_accuracy" in trial.Tags()["tensors"]
+        train = load(tb / f"trial-{number:04d}" / "train")
+        validation = load(tb / f"trial-{number:04d}" / "validation")
+        assert len(train.Tensors("epoch_loss")) == 2
+        assert len(validation.Tensors("epoch_accuracy")) == 2
+
+
+def test_quickstart_cli_end_to_end(tmp_path):
+    """The README's main job at a reduced budget, through real worker processes."""
+    env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            str(REPO / "studies" / "quickstart.toml"),
+            "--trials",
+            "2",
+            "--no-progress",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "best trial #" in run.stdout
+    show = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "show",
+            "quickstart",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert show.returncode == 0, show.stderr
+    lines = show.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["number", "state", "val_accuracy"]
+    assert len(lines) == 3
+    table = pd.read_csv(tmp_path / "runs" / "quickstart" / "trials.csv")
+    assert table.loc[0, "number"] == 0 or table["number"].tolist().count(0) == 1
+    assert table["worker"].eq("w0").all()
+
+
+def test_smoke_runs_one_short_trial(tmp_path, plugins):
+    from harness.orchestrator import RunOptions, run_study
+
+    spec = load_study(REPO / "studies" / "quickstart.toml", plugins)
+    outcome = run_study(
+        spec,
+        plugins,
+        RunOptions(runs_dir=tmp_path, in_process=True, show_progress=False, smoke=True),
+    )
+    assert outcome.run_dir.name == "quickstart-smoke"
+    assert len(outcome.table) == 1
+    assert outcome.table.loc[0, "epochs_run"] == 1

@@ -1,0 +1,103 @@
+"""One search-space declaration -> Optuna distributions, conditions, dependency order."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from harness.backends.optuna import _Suggester
+from harness.errors import StudyFileError
+from harness.space import (
+    ChoiceDistribution,
+    FloatDistribution,
+    IntDistribution,
+    SearchParam,
+    order_by_dependency,
+    parse_condition,
+    parse_distribution,
+)
+from harness.study import load_study
+
+
+def test_distributions_parse_with_step_and_log():
+    assert parse_distribution("k", {"int": [16, 128], "step": 16})[0] == IntDistribution(
+        16, 128, 16
+    )
+    dist, _ = parse_distribution("k", {"float": [1e-5, 1e-2], "log": True})
+    assert dist == FloatDistribution(1e-5, 1e-2, None, True)
+    assert parse_distribution("k", {"choice": [150, 300]})[0] == ChoiceDistribution((150, 300))
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"int": [1.5, 3]},
+        {"int": [1]},
+        {"float": [0, 1], "step": -1},
+        {"choice": [[1]]},
+        {"int": [1, 2], "float": [1, 2]},
+        {"int": [1, 4], "step": 1, "log": True},
+    ],
+)
+def test_bad_distributions_are_refused(table):
+    with pytest.raises(StudyFileError):
+        parse_distribution("[model].x", table)
+
+
+def test_condition_is_parsed_not_evaluated():
+    cond = parse_condition("[model].units_2", "dense_layers >= 2", "model")
+    assert (cond.param, cond.op, cond.value) == ("model.dense_layers", ">=", 2)
+    assert cond.holds({"model.dense_layers": 3}) and not cond.holds({"model.dense_layers": 1})
+    assert not cond.holds({})
+    with pytest.raises(StudyFileError):
+        parse_condition("[model].x", "__import__('os').system('true')", "model")
+
+
+def test_dependency_order_puts_parents_first():
+    child = SearchParam(
+        "model.units_2", IntDistribution(1, 2), parse_condition("w", "layers >= 2", "model")
+    )
+    parent = SearchParam("model.layers", IntDistribution(1, 3))
+    assert [p.name for p in order_by_dependency([child, parent], {})] == [
+        "model.layers",
+        "model.units_2",
+    ]
+
+
+def test_space_translates_to_optuna_with_conditions(write_study, plugins):
+    spec = load_study(
+        write_study("""
+        [study]
+        name = "space"
+        [dataset]
+        name = "digits"
+        [model]
+        name = "dense"
+        units_2 = {int = [16, 64], step = 16, when = "dense_layers >= 2"}
+        dense_layers = {int = [1, 2]}
+        activation = {choice = ["relu", "tanh"]}
+        [train]
+        learning_rate = {float = [1e-4, 1e-2], log = true}
+        epochs = 3
+    """),
+        plugins,
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen_layers = set()
+    for _ in range(20):
+        trial = study.ask()
+        values = spec.space.sample(_Suggester(trial))
+        study.tell(trial, 0.0)
+        dists = trial.distributions
+        assert dists["model.activation"] == optuna.distributions.CategoricalDistribution(
+            ["relu", "tanh"]
+        )
+        assert dists["train.learning_rate"].log is True
+        assert values["train.epochs"] == 3
+        layers = values["model.dense_layers"]
+        seen_layers.add(layers)
+        assert ("model.units_2" in values) == (layers >= 2)
+        if layers >= 2:
+            assert values["model.units_2"] % 16 == 0
+            assert dists["model.units_2"] == optuna.distributions.IntDistribution(16, 64, step=16)
+    assert seen_layers == {1, 2}
