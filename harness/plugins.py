@@ -44,6 +44,10 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("csv_table", "harness_plugins.datasets.csv_table"),
     ("dense", "harness_plugins.models.dense"),
     ("cnn", "harness_plugins.models.cnn"),
+    ("linear_model", "harness_plugins.models.linear"),
+    ("transfer", "harness_plugins.models.transfer"),
+    ("lstm_text", "harness_plugins.models.lstm_text"),
+    ("image_augmentations", "harness_plugins.augmentations.image"),
     ("stopping", "harness_plugins.callbacks.stopping"),
     ("tensorboard", "harness_plugins.trackers.tensorboard"),
 )
@@ -194,8 +198,14 @@ def _register(
     plugins: HarnessPlugins, module: Any, name: str, source: str, *, third_party: bool
 ) -> None:
     """Register one plugin and run its ``harness_register_*`` hooks with attribution."""
-    if plugins.pm.is_registered(module) or plugins.pm.get_plugin(name) is not None:
+    if plugins.pm.is_registered(module):
         return
+    if plugins.pm.get_plugin(name) is not None:
+        other = next((p.source for p in plugins.loaded if p.name == name), "another plugin")
+        raise PluginError(
+            f"two plugins are named {name!r}: {other} and {source}; "
+            f"rename one or block it (HARNESS_DISABLE_PLUGINS={name})"
+        )
     try:
         plugins.pm.register(module, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:

@@ -19,6 +19,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: Exit code of a worker that stopped after ``recycle_after`` trials and wants a successor.
+EXIT_RECYCLE = 4
+#: Exit code of a worker that hit an error it reported on the error queue.
+EXIT_REPORTED = 3
+
 #: Inject a device list for tests or to override discovery, e.g. "0,1" (or "" for none).
 DEVICES_ENV = "HARNESS_GPUS"
 
@@ -142,7 +147,7 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         spec = apply_options(load_study(job.study_path, plugins), job.options)
         configure_tensorflow()
         context = StudyContext(spec, Path(job.options.runs_dir) / spec.name)
-        get_backend(spec).run_worker(
+        ran = get_backend(spec).run_worker(
             context,
             plugins,
             storage_url_=job.storage,
@@ -152,6 +157,8 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
             worker=job.slot.worker_id,
             device=job.slot.device,
         )
+        if job.max_trials is not None and ran >= job.max_trials:
+            raise SystemExit(EXIT_RECYCLE)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - reported to the orchestrator as one message
@@ -159,7 +166,7 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
 
         message = str(exc) if isinstance(exc, HarnessError) else traceback.format_exc()
         errors.put((job.slot.worker_id, type(exc).__name__, message))
-        raise SystemExit(3) from None
+        raise SystemExit(EXIT_REPORTED) from None
 
 
 def start_worker(job: WorkerJob, errors: Any) -> mp.process.BaseProcess:

@@ -237,7 +237,7 @@ def test_tensorboard_events_hold_trials_params_and_metrics(write_study, run_stud
     content = root.PluginTagToContent("hparams")
     config = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     names = {h.name for h in config.experiment.hparam_infos}
-    assert names == {"model.units", "model.dropout"}
+    assert names == {"model.units", "model.dropout", "worker", "device"}
     metrics = {m.name.tag for m in config.experiment.metric_infos}
     assert "final/val_accuracy" in metrics
 
@@ -247,7 +247,8 @@ def test_tensorboard_events_hold_trials_params_and_metrics(write_study, run_stud
             trial.PluginTagToContent("hparams")["_hparams_/session_start_info"]
         )
         hparams = data.session_start_info.hparams
-        assert set(hparams) == {"model.units", "model.dropout"}
+        assert set(hparams) == {"model.units", "model.dropout", "worker", "device"}
+        assert hparams["device"].string_value == "cpu"
         assert "final/val_accuracy" in trial.Tags()["tensors"]
         train = load(tb / f"trial-{number:04d}" / "train")
         validation = load(tb / f"trial-{number:04d}" / "validation")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from harness.context import StudyContext, TrialContext
 from harness.errors import HarnessError, TrialPruned
@@ -120,9 +121,41 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
     return study
 
 
+SURPLUS = "harness:surplus"
+
+
+def counted_trials(study: optuna.Study, states=FINISHED) -> list[FrozenTrial]:
+    """Trials in ``states`` that count toward the budget (surplus trials never do)."""
+    return [
+        t for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get(SURPLUS)
+    ]
+
+
 def finished_count(study: optuna.Study) -> int:
     """Trials that count toward the budget: complete, pruned or failed."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    return len(counted_trials(study))
+
+
+def budget_taken(study: optuna.Study) -> int:
+    """Finished plus running trials: when this reaches the budget, a worker stops pulling."""
+    return len(counted_trials(study, FINISHED + (optuna.trial.TrialState.RUNNING,)))
+
+
+def is_surplus(study: optuna.Study, number: int, budget: int) -> bool:
+    """True when ``budget`` trials numbered below ``number`` already exist.
+
+    Storage assigns trial numbers atomically, so with several workers exactly
+    the trials numbered inside the budget run; a late one is marked surplus
+    and left out of every count and table (``--trials 20`` gives 20, not 23).
+    """
+    earlier = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.number < number
+        and t.state != optuna.trial.TrialState.WAITING
+        and not t.user_attrs.get(SURPLUS)
+    ]
+    return len(earlier) >= budget
 
 
 class _Suggester:
@@ -192,6 +225,9 @@ def run_worker(
     ran = 0
 
     def objective(trial: optuna.Trial):
+        if is_surplus(study, trial.number, budget):
+            trial.set_user_attr(SURPLUS, True)
+            raise _Failed("surplus: the budget was met by other workers")
         params = spec.space.sample(_Suggester(trial))
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("device", device)
@@ -221,7 +257,7 @@ def run_worker(
             release_trial_memory()
 
     while True:
-        if finished_count(study) >= budget:
+        if budget_taken(study) >= budget:
             break
         if deadline is not None and time.time() >= deadline:
             break
@@ -254,6 +290,8 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
     records = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
+        if attrs.get(SURPLUS):
+            continue
         values = dict(zip(metric_names, trial.values or [None] * len(metric_names), strict=True))
         metrics = {
             k.removeprefix("metric:"): v for k, v in attrs.items() if k.startswith("metric:")
@@ -293,7 +331,7 @@ def prepare(spec: StudySpec, run_dir: Path, storage_override: str | None = None)
 def progress(spec: StudySpec, url: str) -> tuple[int, float | None]:
     """(finished trials, best value of the first objective so far)."""
     study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
-    trials = study.get_trials(deepcopy=False, states=FINISHED)
+    trials = counted_trials(study)
     values = [t.values[0] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not values:
         return len(trials), None

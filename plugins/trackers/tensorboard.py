@@ -58,6 +58,7 @@ def harness_study_start(study):
     from tensorboard.plugins.hparams import api as hp
 
     hparams = [_hparam(p.name, p.distribution) for p in study.spec.space.params]
+    hparams += [hp.HParam("worker"), hp.HParam("device")]
     metrics = [hp.Metric(f"final/{name}", display_name=name) for name in metric_names(study)]
     metrics += [
         hp.Metric(tag, group=group, display_name=f"{group} {tag.removeprefix('epoch_')} (curve)")
@@ -75,6 +76,7 @@ def harness_trial_start(trial):
     from tensorboard.plugins.hparams import api as hp
 
     values = {name: _hparam_value(v) for name, v in trial.searched_params().items()}
+    values.update(worker=trial.worker, device=trial.device)
     writer = tf.summary.create_file_writer(str(trial.tensorboard_dir))
     with writer.as_default():
         hp.hparams(values, trial_id=trial.name)

@@ -1,0 +1,184 @@
+"""Worker processes: device pinning, exact budget, killed workers, shared storages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.workers import parse_devices, plan_workers
+
+POSTGRES_URL = os.environ.get("HARNESS_TEST_POSTGRES_URL")
+
+#: A plugin that records, per trial, the worker's pid and CUDA_VISIBLE_DEVICES, and can
+#: hold trial 0 for a while so that a test can kill its worker mid-trial.
+PROBE = '''
+import os
+import time
+from pathlib import Path
+
+import harness
+
+
+@harness.hookimpl
+def harness_trial_start(trial):
+    out = Path(os.environ["PROBE_DIR"])
+    line = f"{trial.number} {os.getpid()} {os.environ.get('CUDA_VISIBLE_DEVICES')!r}\\n"
+    with open(out / "trials.txt", "a") as handle:
+        handle.write(line)
+    if trial.number == int(os.environ.get("PROBE_HOLD", "-1")):
+        time.sleep(120)
+'''
+
+STUDY = """
+[study]
+name = "{name}"
+trials = {trials}
+seed = 1
+
+[optuna]
+sampler = "random"
+pruner = "none"
+
+[dataset]
+name = "digits"
+limit = 200
+
+[model]
+name = "dense"
+units = {{int = [4, 16]}}
+
+[train]
+epochs = 1
+"""
+
+
+def test_devices_are_assigned_round_robin_with_one_gpu_each():
+    slots = plan_workers(3, ["0", "1"])
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1", "0"]
+    assert [s.device for s in slots] == ["gpu:0", "gpu:1", "gpu:0"]
+    assert all(s.env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for s in slots)
+
+
+def test_cpu_workers_split_the_cores_and_hide_gpus():
+    slots = plan_workers(2, [], cpu_count=8)
+    assert [s.env["HARNESS_THREADS"] for s in slots] == ["4", "4"]
+    assert all(s.env["CUDA_VISIBLE_DEVICES"] == "" for s in slots)
+    assert [s.device for s in slots] == ["cpu:0", "cpu:1"]
+
+
+def test_devices_option():
+    assert parse_devices(None, ["0", "1"]) == ["0", "1"]
+    assert parse_devices("1", ["0", "1"]) == ["1"]
+    assert parse_devices("cpu", ["0", "1"]) == []
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="no GPU 7"):
+        parse_devices("0,7", ["0", "1"])
+
+
+def _run(tmp_path: Path, trials: int, workers: int, *extra: str, env_extra=None, wait=True):
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY.format(name="spread", trials=trials))
+    probe = tmp_path / "probe.py"
+    probe.write_text(textwrap.dedent(PROBE))
+    env = {
+        **os.environ,
+        "PROBE_DIR": str(tmp_path),
+        "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1",
+        **(env_extra or {}),
+    }
+    command = [
+        sys.executable, "-m", "harness", "run", str(study), "--workers", str(workers),
+        "--runs-dir", str(tmp_path / "runs"), "--plugin", str(probe), "--no-progress", *extra,
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    if not wait:
+        return process
+    out, err = process.communicate(timeout=500)
+    assert process.returncode == 0, err[-3000:]
+    return pd.read_csv(tmp_path / "runs" / "spread" / "trials.csv")
+
+
+def _probe_lines(tmp_path: Path) -> list[tuple[int, int, str]]:
+    path = tmp_path / "trials.txt"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        number, pid, device = line.split(" ", 2)
+        rows.append((int(number), int(pid), device))
+    return rows
+
+
+def test_three_workers_meet_the_exact_budget_each_on_its_own_device(tmp_path):
+    """Journal storage shared by 3 workers, 2 injected GPUs: 5 trials, no surplus, pinned."""
+    table = _run(tmp_path, trials=5, workers=3, env_extra={"HARNESS_GPUS": "0,1"})
+    assert len(table) == 5, "5 trials, not 5 + surplus"
+    assert sorted(table["number"]) == list(range(5)), "no duplicate or lost trial"
+    assert (table["state"] == "complete").all()
+    assert table["worker"].nunique() >= 2
+    by_worker = table.groupby("worker")["device"].unique().to_dict()
+    expected = {"w0": "gpu:0", "w1": "gpu:1", "w2": "gpu:0"}
+    for worker, devices in by_worker.items():
+        assert list(devices) == [expected[worker]]
+    seen = {device for _, _, device in _probe_lines(tmp_path)}
+    assert seen <= {"'0'", "'1'"} and len(seen) == 2, "each process saw only its own device"
+
+
+def test_killed_worker_fails_its_trial_and_the_others_finish(tmp_path):
+    process = _run(tmp_path, trials=4, workers=2, env_extra={"PROBE_HOLD": "0"}, wait=False)
+    deadline = time.time() + 200
+    victim = None
+    while time.time() < deadline and victim is None:
+        victim = next((pid for number, pid, _ in _probe_lines(tmp_path) if number == 0), None)
+        time.sleep(0.5)
+    assert victim is not None, "trial 0 never started"
+    os.kill(victim, signal.SIGKILL)
+    out, err = process.communicate(timeout=400)
+    assert process.returncode == 0, err[-3000:]
+    table = pd.read_csv(tmp_path / "runs" / "spread" / "trials.csv").set_index("number")
+    assert len(table) == 4
+    assert table.loc[0, "state"] == "failed"
+    assert "died" in table.loc[0, "fail_reason"] and "-9" in table.loc[0, "fail_reason"]
+    assert (table.drop(index=0)["state"] == "complete").all()
+
+
+def test_sqlite_storage_shared_by_two_workers(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    table = _run(tmp_path, 4, 2, "--storage", url)
+    assert sorted(table["number"]) == [0, 1, 2, 3]
+    assert (table["state"] == "complete").all()
+
+
+@pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="set HARNESS_TEST_POSTGRES_URL (.ci/run starts PostgreSQL and sets it)",
+)
+def test_postgresql_storage_shared_by_two_workers(tmp_path):
+    import optuna
+
+    name = f"spread-{os.getpid()}-{int(time.time())}"
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY.format(name=name, trials=4))
+    env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "worker", str(study), "--storage", POSTGRES_URL,
+         "--workers", "2", "--runs-dir", str(tmp_path / "runs"), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=500,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "runs" / name / "trials.csv")
+    assert sorted(table["number"]) == [0, 1, 2, 3]
+    assert (table["state"] == "complete").all()
+    stored = optuna.load_study(study_name=name, storage=POSTGRES_URL)
+    assert len([t for t in stored.trials if t.state.is_finished()]) >= 4
+    optuna.delete_study(study_name=name, storage=POSTGRES_URL)
