@@ -15,7 +15,12 @@ from harness.errors import HarnessError
 #: Modules adding more subcommands. Each defines ``add_parser(subparsers, add_common)``
 #: which adds its parser and sets ``handler`` with ``set_defaults``; a module must not
 #: import TensorFlow at import time (``harness --help`` stays fast).
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "harness.serve",
+    "harness.report",
+    "harness.export",
+    "harness.predict",
+)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -45,13 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run or resume a study from a TOML study file")
     run.add_argument("study", type=Path, help="study file (TOML)")
     _add_common(run)
+    _add_set(run)
     run.add_argument("--trials", type=int, help="total trial budget (finished trials count)")
     run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
     run.add_argument("--seed", type=int, help="sampler and training seed")
     run.add_argument("--workers", type=int, help="worker processes (one per device)")
     run.add_argument("--devices", help="GPUs to use: all (default), cpu, or e.g. 0,1")
-    run.add_argument("--storage", help="Optuna storage URL (default: journal file in the run dir)")
+    run.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: journal file in the run dir), or the KerasTuner "
+        "project directory (default: RUNS_DIR/STUDY/kerastuner/STUDY)",
+    )
+    run.add_argument(
+        "--backend", choices=("optuna", "kerastuner"), help="override [study].backend"
+    )
     run.add_argument("--recycle-after", type=int, help="restart a worker after N trials")
+    run.add_argument(
+        "--retry-failed", action="store_true",
+        help="run the parameters of failed (e.g. interrupted) trials again",
+    )
     run.add_argument(
         "--smoke",
         action="store_true",
@@ -60,9 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--in-process", action="store_true", help="run trials in this process")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    worker = sub.add_parser(
+        "worker",
+        help="join a study on shared storage from this machine (run on each machine)",
+    )
+    worker.add_argument("study", type=Path, help="study file (TOML), the same on every machine")
+    _add_common(worker)
+    _add_set(worker)
+    worker.add_argument("--storage", help="shared storage URL, e.g. postgresql://user@host/db")
+    worker.add_argument("--workers", type=int, help="worker processes on this machine")
+    worker.add_argument("--devices", help="GPUs to use: all (default), cpu, or e.g. 0,1")
+    worker.add_argument("--trials", type=int, help="total trial budget of the shared study")
+    worker.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     validate = sub.add_parser("validate", help="check a study file and print its search space")
     validate.add_argument("study", type=Path)
     _add_common(validate)
+    _add_set(validate)
 
     show = sub.add_parser("show", help="print a study's trials, best first")
     show.add_argument("target", help="study name (under --runs-dir) or run directory")
@@ -107,7 +138,24 @@ def _load(args):
     from harness.study import load_study
 
     plugins = load_plugins(args.plugin)
-    return plugins, load_study(args.study, plugins)
+    return plugins, load_study(args.study, plugins, _assignments(args))
+
+
+def _assignments(args) -> dict:
+    from harness.study import parse_assignment
+
+    return dict(parse_assignment(text) for text in getattr(args, "set", None) or ())
+
+
+def _add_set(parser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one value of the study file, e.g. --set dataset.path=data/mnist "
+        "--set train.epochs=3 (TOML values; repeatable)",
+    )
 
 
 def cmd_run(args) -> int:
@@ -127,11 +175,14 @@ def cmd_run(args) -> int:
         workers=args.workers,
         devices=args.devices,
         storage=args.storage,
+        backend=args.backend,
         recycle_after=args.recycle_after,
+        retry_failed=args.retry_failed,
         extra_plugins=tuple(args.plugin),
         in_process=args.in_process,
         smoke=args.smoke,
         show_progress=not args.no_progress,
+        overrides=_assignments(args),
     )
     outcome = run_study(spec, plugins, options)
     print(summary(outcome, outcome.spec))
@@ -143,6 +194,33 @@ def cmd_run(args) -> int:
         )
         return EXIT_INTERRUPTED
     return 0
+
+
+def cmd_worker(args) -> int:
+    """``harness worker STUDY --storage URL``: this machine's workers join a shared study."""
+    from harness.orchestrator import RunOptions, run_study
+
+    plugins, spec = _load(args)
+    storage = args.storage or spec.optuna.storage
+    if not storage or "://" not in storage:
+        raise HarnessError(
+            "harness worker joins a study on shared storage: pass --storage "
+            "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine) or set "
+            "[optuna].storage"
+        )
+    options = RunOptions(
+        runs_dir=args.runs_dir,
+        trials=args.trials,
+        workers=args.workers,
+        devices=args.devices,
+        storage=storage,
+        extra_plugins=tuple(args.plugin),
+        show_progress=not args.no_progress,
+        overrides=_assignments(args),
+    )
+    outcome = run_study(spec, plugins, options)
+    print(summary(outcome, outcome.spec))
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
 def summary(outcome, spec) -> str:
@@ -239,6 +317,7 @@ def _lifecycle(plugins):
 
 COMMANDS = {
     "run": cmd_run,
+    "worker": cmd_worker,
     "validate": cmd_validate,
     "show": cmd_show,
     "plugins": cmd_plugins,

@@ -21,9 +21,6 @@ PREPROCESS_MODULES = {
     "efficientnet_b0": "efficientnet",
 }
 
-#: Keras's ``Tokenizer`` default: these characters are removed before splitting on spaces.
-DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
-
 
 @functools.cache
 def custom_layers() -> SimpleNamespace:
@@ -66,27 +63,29 @@ def custom_layers() -> SimpleNamespace:
     class TextVocabulary(keras.layers.Layer):
         """Passes token ids through unchanged; stores the tokenizer in the model's config.
 
-        ``vocabulary[i]`` is the word with id ``i`` (0 is padding). ``sequence_length``
-        is the model's input length (prompts are pre-padded to it). ``lower``,
-        ``filters`` and ``oov_token`` repeat how the dataset tokenized its text, so
-        that :func:`harness.textgen.generate` needs nothing but the saved model.
+        ``vocabulary[i]`` is the word with id ``i`` (0 is padding); ``sequence_length``
+        is the input length (prompts are pre-padded to it). The other settings
+        repeat how the dataset split its text (see :func:`harness.textgen.tokenize`),
+        so that :func:`harness.textgen.generate` needs nothing but the saved model.
         """
 
         def __init__(
             self,
             vocabulary,
             sequence_length: int,
-            lower: bool = True,
-            filters: str = DEFAULT_FILTERS,
-            oov_token: str | None = None,
+            lowercase: bool = True,
+            strip_punctuation: bool = True,
+            filters: str = "",
+            oov_index: int | None = None,
             **kwargs,
         ):
             super().__init__(**kwargs)
             self.vocabulary = [str(word) for word in vocabulary]
             self.sequence_length = int(sequence_length)
-            self.lower = bool(lower)
-            self.filters = filters
-            self.oov_token = oov_token
+            self.lowercase = bool(lowercase)
+            self.strip_punctuation = bool(strip_punctuation)
+            self.filters = str(filters)
+            self.oov_index = None if oov_index is None else int(oov_index)
 
         def call(self, inputs):
             return inputs
@@ -99,9 +98,10 @@ def custom_layers() -> SimpleNamespace:
                 **super().get_config(),
                 "vocabulary": self.vocabulary,
                 "sequence_length": self.sequence_length,
-                "lower": self.lower,
+                "lowercase": self.lowercase,
+                "strip_punctuation": self.strip_punctuation,
                 "filters": self.filters,
-                "oov_token": self.oov_token,
+                "oov_index": self.oov_index,
             }
 
     @keras.saving.register_keras_serializable(package="harness")

@@ -23,7 +23,14 @@ from harness.errors import HarnessError
 from harness.plugins import HarnessPlugins
 from harness.results import build_table, write_meta, write_results
 from harness.study import StudySpec
-from harness.workers import WorkerJob, discover_gpus, parse_devices, plan_workers, start_worker
+from harness.workers import (
+    EXIT_RECYCLE,
+    WorkerJob,
+    discover_gpus,
+    parse_devices,
+    plan_workers,
+    start_worker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,9 @@ class RunOptions:
     workers: int | None = None
     devices: str | None = None
     storage: str | None = None
+    backend: str | None = None
     recycle_after: int | None = None
+    retry_failed: bool = False
     extra_plugins: tuple[str, ...] = ()
     in_process: bool = False
     smoke: bool = False
@@ -61,7 +70,8 @@ class StudyOutcome:
 
 
 def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:
-    """Fold ``--smoke``, ``--trials``, ``--timeout``, ``--seed``, ``--workers`` into the spec.
+    """Fold ``--smoke``, ``--trials``, ``--timeout``, ``--seed``, ``--workers``, ``--backend``
+    into the spec.
 
     Workers call this too, on the study file they re-read, so that every
     process runs the same spec.
@@ -77,6 +87,7 @@ def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:
             "seed": options.seed,
             "workers": options.workers,
             "recycle_after": options.recycle_after,
+            "backend": options.backend,
             "trials": 1 if options.smoke else options.trials,
         }.items()
         if value is not None
@@ -111,7 +122,10 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
     run_dir = options.runs_dir / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)
     backend = get_backend(spec)
-    storage = backend.prepare(spec, run_dir, options.storage)
+    if options.retry_failed:
+        storage = backend.prepare(spec, run_dir, options.storage, retry=True)
+    else:
+        storage = backend.prepare(spec, run_dir, options.storage)
     write_meta(run_dir, study_meta(spec, storage))
     context = StudyContext(spec, run_dir)
     plugins.study_start(context)
@@ -140,6 +154,8 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
     budget = spec.study.trials
     gpus = parse_devices(options.devices, discover_gpus())
     slots = plan_workers(spec.study.workers, gpus)
+    if hasattr(backend, "distributed_slots"):  # e.g. KerasTuner's chief + workers
+        slots = backend.distributed_slots(spec, slots)
     errors = mp.get_context("spawn").Queue()
     running: dict[str, Any] = {}
     crashes = 0
@@ -161,6 +177,7 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
             budget=budget,
             deadline=deadline,
             max_trials=spec.study.recycle_after,
+            memory_limit_mb=spec.study.max_worker_memory_mb,
             slot=slot,
         )
 
@@ -173,11 +190,15 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
             bar.refresh()
             _raise_worker_error(errors, running)
             finished = done >= budget or (deadline is not None and time.time() >= deadline)
+            if hasattr(backend, "search_over"):  # the backend ended early (grid exhausted)
+                finished = finished or backend.search_over(spec, storage)
             for slot in slots:
                 process = running.get(slot.worker_id)
                 if process is not None and process.is_alive():
                     continue
-                if process is not None and process.exitcode not in (0, None):
+                if process is not None and process.exitcode == 0:
+                    continue  # budget or deadline reached from this worker's view: done
+                if process is not None and process.exitcode not in (0, EXIT_RECYCLE):
                     _raise_worker_error(errors, running, wait=2.0)
                     crashes += 1
                     reason = f"worker {slot.worker_id} died (exit code {process.exitcode})"
@@ -191,7 +212,11 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
                 running.pop(slot.worker_id, None)
                 if not finished:
                     running[slot.worker_id] = start_worker(job(slot), errors)
-            if finished and not any(p.is_alive() for p in running.values()):
+            idle = not any(p.is_alive() for p in running.values())
+            all_done = len(running) == len(slots) and all(
+                p.exitcode == 0 for p in running.values()
+            )
+            if idle and (finished or all_done):
                 break
             time.sleep(0.5)
     except BaseException:

@@ -7,6 +7,8 @@ metrics, so exposing them to the network is the user's explicit choice.
 
 from __future__ import annotations
 
+import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -85,6 +87,10 @@ def start_tensorboard(
 
     if port is not None and not 0 <= port <= 65535:
         raise HarnessError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise HarnessError(f"--host {host!r} cannot be resolved: {exc}") from None
     servers: list[Any] = []
     scanning = program.with_port_scanning(program.WerkzeugServer)
 
@@ -99,11 +105,15 @@ def start_tensorboard(
         url = board.launch()
     except program.TensorBoardServerException as exc:
         raise HarnessError(f"cannot start TensorBoard: {exc.msg}") from None
+    except (OSError, SystemExit) as exc:  # werkzeug prints a bind error and exits
+        detail = f": {exc}" if isinstance(exc, OSError) else " (see the message above)"
+        where = f"{host}:{port if port is not None else 6006}"
+        raise HarnessError(f"cannot start TensorBoard on {where}{detail}") from None
     return Served(url=url, server=servers[-1], logdir=logdir)
 
 
 def cmd_tensorboard(args) -> int:
-    """Serve until Ctrl-C (the CLI turns KeyboardInterrupt into exit code 130)."""
+    """Serve until Ctrl-C, which ends the command normally (exit code 0)."""
     from harness.results import resolve_run_dir
 
     logdir = tensorboard_dir(resolve_run_dir(args.target, args.runs_dir))
@@ -115,8 +125,17 @@ def cmd_tensorboard(args) -> int:
             f"note: bound to {args.host}; anyone who can reach this address sees the logs",
             file=sys.stderr,
         )
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
         while True:
             time.sleep(3600)
+    except KeyboardInterrupt:
+        print("TensorBoard stopped", file=sys.stderr)
     finally:
         served.stop()
+    return 0
+
+
+def _stop_on_signal(signum, frame):
+    """SIGTERM (``kill``, a service manager) stops serving the way Ctrl-C does."""
+    raise KeyboardInterrupt

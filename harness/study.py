@@ -31,6 +31,7 @@ STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_LEVEL_KEYS = (
     "study",
     "optuna",
+    "kerastuner",
     "dataset",
     "model",
     "train",
@@ -67,7 +68,7 @@ class StudySection(_Strict):
 
     name: str
     description: str = ""
-    backend: Literal["optuna"] = "optuna"
+    backend: Literal["optuna", "kerastuner"] = "optuna"
     trials: int = Field(20, ge=1, le=100_000)
     timeout: float | None = Field(None, gt=0)
     seed: int | None = None
@@ -76,6 +77,9 @@ class StudySection(_Strict):
     workers: int = Field(1, ge=1, le=256)
     recycle_after: int | None = Field(
         None, ge=1, description="restart a worker process after this many trials"
+    )
+    max_worker_memory_mb: float | None = Field(
+        None, gt=0, description="restart a worker process once its memory exceeds this"
     )
 
     @field_validator("name")
@@ -97,6 +101,19 @@ class OptunaSection(_Strict):
     storage: str | None = None
     startup_trials: int = Field(3, ge=0, description="trials before the pruner and TPE act")
     warmup_epochs: int = Field(1, ge=0, description="epochs before a trial may be pruned")
+
+
+class KerasTunerSection(_Strict):
+    """The ``[kerastuner]`` table (used when ``[study].backend = "kerastuner"``)."""
+
+    tuner: Literal["random", "bayesian", "hyperband", "grid"] = "random"
+    hyperband_factor: int = Field(3, ge=2, description="Hyperband's epoch reduction factor")
+    max_consecutive_failed_trials: int = Field(
+        3, ge=0, description="stop the search after this many failed trials in a row (0: never)"
+    )
+    distributed: bool = Field(
+        False, description="run KerasTuner's chief/worker mode even with one worker"
+    )
 
 
 class TrainParams(_Strict):
@@ -143,6 +160,7 @@ class StudySpec:
     objectives: list[Objective]
     space: SearchSpace
     enqueue: list[dict[str, Any]] = field(default_factory=list)
+    kerastuner: KerasTunerSection = field(default_factory=KerasTunerSection)
 
     @property
     def name(self) -> str:
@@ -310,10 +328,67 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise StudyFileError(f"{path}: not a UTF-8 text file")
 
 
-def load_study(path: str | Path, plugins: HarnessPlugins) -> StudySpec:
-    """Read and validate a study file; raise :class:`StudyFileError` naming file and key path."""
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"dataset.path=data/x"`` -> ``("dataset.path", "data/x")``.
+
+    The value is read as a TOML value (``3``, ``0.5``, ``true``, ``[150, 300]``,
+    ``{int = [1, 3]}``); anything that is not valid TOML is taken as a string.
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise StudyFileError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. "
+            "--set dataset.path=data/mnist or --set train.epochs=3"
+        )
+    try:
+        parsed = tomllib.loads(f"value = {value.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
+
+
+def apply_assignments(raw: dict[str, Any], assignments: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``model.units``, ``callbacks.threshold.value``) in a parsed study.
+
+    A key set this way is also dropped from the ``[[enqueue]]`` trials: the
+    command line decides its value for every trial.
+    """
+    for key in assignments:
+        for trial in raw.get("enqueue", []) if isinstance(raw.get("enqueue"), list) else []:
+            _drop_key(trial, key.split("."))
+    for key, value in assignments.items():
+        *tables, last = key.split(".")
+        node = raw
+        for index, table in enumerate(tables):
+            node = node.setdefault(table, {})
+            if not isinstance(node, dict):
+                where = ".".join(tables[: index + 1])
+                raise StudyFileError(f"--set {key}: {where} is a value, not a table")
+        node[last] = value
+    return raw
+
+
+def _drop_key(table: Any, parts: list[str]) -> None:
+    if not isinstance(table, dict):
+        return
+    table.pop(".".join(parts), None)  # a quoted dotted key: "model.units" = 16
+    if len(parts) == 1:
+        table.pop(parts[0], None)
+        return
+    _drop_key(table.get(parts[0]), parts[1:])
+
+
+def load_study(
+    path: str | Path, plugins: HarnessPlugins, assignments: dict[str, Any] | None = None
+) -> StudySpec:
+    """Read and validate a study file; raise :class:`StudyFileError` naming file and key path.
+
+    ``assignments`` (``harness run --set KEY=VALUE``) replace or add values of the
+    file before it is validated.
+    """
     path = Path(path)
-    raw = read_toml(path)
+    raw = apply_assignments(read_toml(path), assignments or {})
     try:
         return parse_study(raw, plugins, path)
     except HarnessError as exc:
@@ -330,6 +405,7 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
             raise StudyFileError(f"[{required}]: required table is missing")
     study = validate_section("[study]", StudySection, raw["study"])
     optuna = validate_section("[optuna]", OptunaSection, raw.get("optuna", {}))
+    kerastuner = validate_section("[kerastuner]", KerasTunerSection, raw.get("kerastuner", {}))
     objectives = _objectives(study, "[study]")
 
     literals: dict[str, Any] = {}
@@ -342,6 +418,7 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
         return spec
 
     dataset = collect(_component("[dataset]", plugins.datasets, raw["dataset"], "dataset", True))
+    _check_data_path(literals.get("dataset.path"))
     model = collect(_component("[model]", plugins.models, raw["model"], "model", True))
     train_lits, train_params = split_table("[train]", "train", _table(raw, "train"), TrainParams)
     literals.update(train_lits)
@@ -356,7 +433,7 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
     ]
     space = SearchSpace(order_by_dependency(searched, literals), literals)
     enqueue = _enqueue(raw.get("enqueue", []), space)
-    return StudySpec(
+    spec = StudySpec(
         path=path,
         raw=raw,
         study=study,
@@ -368,7 +445,13 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
         objectives=objectives,
         space=space,
         enqueue=enqueue,
+        kerastuner=kerastuner,
     )
+    if study.backend == "kerastuner":
+        from harness.backends.kerastuner import check_spec
+
+        check_spec(spec)
+    return spec
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
@@ -412,3 +495,13 @@ def _enqueue(raw: Any, space: SearchSpace) -> list[dict[str, Any]]:
 
 def _within(value: Any, low: float, high: float) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_data_path(path: Any) -> None:
+    """Fail before anything runs (or is written) when ``[dataset].path`` does not exist."""
+    if isinstance(path, str) and path and not Path(path).expanduser().exists():
+        raise StudyFileError(
+            f"[dataset].path: {path} does not exist (relative paths are read from the "
+            f"current directory, {Path.cwd()}); put the data there, fix the path, or "
+            "point to it for one run with --set dataset.path=/where/it/is"
+        )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from harness.context import TrialContext, TrialResult
 from harness.data import Dataset, LoadContext, cache_key
 from harness.errors import HarnessError, TrialFailed, TrialPruned
+from harness.features import maybe_cached_features
 from harness.models import BuiltModel, check_output, loss_and_metrics, make_optimizer
 from harness.plugins import HarnessPlugins
 from harness.study import ComponentSpec, TrainParams
@@ -187,7 +188,18 @@ def run_trial(
             loss=built.loss or default_loss,
             metrics=built.metrics if built.metrics is not None else default_metrics,
         )
-        train_ds, val_ds = _pipelines(dataset, train, _augmentation(trial), spec.study.seed or 0)
+        # A frozen base without augmentation or fine-tuning: train only its head, on features
+        # computed once (harness.features). `model` (base + head) is still the one saved.
+        # Computing the features counts as training time.
+        fit_started = time.perf_counter()
+        cached = maybe_cached_features(built, dataset, trial, train)
+        if cached is not None:
+            fit_model, train_ds, val_ds = cached
+        else:
+            fit_model = model
+            train_ds, val_ds = _pipelines(
+                dataset, train, _augmentation(trial), spec.study.seed or 0
+            )
         callbacks = [
             _EpochGuard(reporter),
             *plugins.trial_callbacks(trial),
@@ -196,15 +208,14 @@ def run_trial(
                 for cb in spec.callbacks
             ),
         ]
-        fit_started = time.perf_counter()
-        fitted = _fit(model, train_ds, val_ds, train, train.epochs, callbacks)
+        fitted = _fit(fit_model, train_ds, val_ds, train, train.epochs, callbacks)
         history = {k: [float(v) for v in vs] for k, vs in fitted.history.items()}
         if built.fine_tune is not None:
             history = _fine_tune(
                 model, built, train, train_ds, val_ds, callbacks, reporter, history
             )
         train_seconds = time.perf_counter() - fit_started
-        metrics = _final_metrics(model, val_ds, history, train)
+        metrics = _final_metrics(fit_model, val_ds, history, train)
         metrics.update(
             params=float(model.count_params()),
             train_seconds=train_seconds,
@@ -253,7 +264,12 @@ def _fine_tune(model, built, train, train_ds, val_ds, callbacks, reporter, histo
     layers = base.layers
     start = 0
     if isinstance(fine.unfreeze_from, int):
-        start = fine.unfreeze_from
+        start = fine.unfreeze_from + (len(layers) if fine.unfreeze_from < 0 else 0)
+        if not 0 <= start < len(layers):
+            raise TrialFailed(
+                f"fine_tune_at: index {fine.unfreeze_from} is outside the base model's "
+                f"{len(layers)} layers"
+            )
     elif isinstance(fine.unfreeze_from, str):
         names = [layer.name for layer in layers]
         if fine.unfreeze_from not in names:
@@ -265,7 +281,11 @@ def _fine_tune(model, built, train, train_ds, val_ds, callbacks, reporter, histo
     model.compile(
         optimizer=make_optimizer(train.optimizer, fine.learning_rate, train.momentum),
         loss=model.loss,
-        metrics=built.metrics if built.metrics is not None else ["accuracy"],
+        # The first phase's metrics (the task's defaults), so that objectives such as
+        # val_mae are still measured after fine-tuning.
+        metrics=(
+            built.metrics if built.metrics is not None else model.get_compile_config()["metrics"]
+        ),
     )
     done = len(next(iter(history.values()), []))
     fitted = _fit(model, train_ds, val_ds, train, fine.epochs, callbacks, initial_epoch=done)

@@ -128,10 +128,34 @@ class WorkerJob:
     deadline: float | None
     max_trials: int | None
     slot: WorkerSlot
+    memory_limit_mb: float | None = None
+
+
+def resident_memory_mb() -> float:
+    """This process's resident memory in MB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker if the orchestrator dies (even by SIGKILL)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def worker_main(job: WorkerJob, errors: Any) -> None:
     """Entry point of a worker process: pin the device, then run trials."""
+    _die_with_parent()
     os.environ.update(job.slot.env)
     from harness.cli import configure_logging
 
@@ -144,7 +168,9 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
 
     try:
         plugins = load_plugins(job.options.extra_plugins)
-        spec = apply_options(load_study(job.study_path, plugins), job.options)
+        spec = apply_options(
+            load_study(job.study_path, plugins, job.options.overrides), job.options
+        )
         configure_tensorflow()
         context = StudyContext(spec, Path(job.options.runs_dir) / spec.name)
         ran = get_backend(spec).run_worker(
@@ -154,10 +180,12 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
             budget=job.budget,
             deadline=job.deadline,
             max_trials=job.max_trials,
+            memory_limit_mb=job.memory_limit_mb,
             worker=job.slot.worker_id,
             device=job.slot.device,
         )
-        if job.max_trials is not None and ran >= job.max_trials:
+        recycled = job.max_trials is not None and ran >= job.max_trials
+        if recycled or (job.memory_limit_mb and resident_memory_mb() > job.memory_limit_mb):
             raise SystemExit(EXIT_RECYCLE)
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -117,18 +117,44 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
     if not study.user_attrs.get(ENQUEUED_FLAG):
         study.set_user_attr(ENQUEUED_FLAG, True)
         for params in spec.enqueue:
-            study.enqueue_trial(params, skip_if_exists=True)
+            study.enqueue_trial(params)
     return study
 
 
 SURPLUS = "harness:surplus"
 
 
+RETRIED = "harness:retried"
+
+
+def retried_numbers(study: optuna.Study) -> set[int]:
+    """Numbers of failed trials whose parameters were enqueued again (a study attribute,
+    since a finished trial can no longer be changed)."""
+    return set(study.user_attrs.get(RETRIED, []))
+
+
 def counted_trials(study: optuna.Study, states=FINISHED) -> list[FrozenTrial]:
-    """Trials in ``states`` that count toward the budget (surplus trials never do)."""
+    """Trials in ``states`` that count toward the budget (surplus and retried ones never do)."""
+    retried = retried_numbers(study)
     return [
-        t for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get(SURPLUS)
+        t
+        for t in study.get_trials(deepcopy=False, states=states)
+        if not t.user_attrs.get(SURPLUS) and t.number not in retried
     ]
+
+
+def retry_failed(spec: StudySpec, url: str) -> int:
+    """Enqueue the parameters of every failed trial again (``harness run --retry-failed``).
+
+    The failed trial stays in the table with its reason but no longer counts
+    toward the budget, so its re-run takes its place.
+    """
+    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    failed = [t for t in counted_trials(study, (optuna.trial.TrialState.FAIL,)) if t.params]
+    for trial in failed:
+        study.enqueue_trial(trial.params)
+    study.set_user_attr(RETRIED, sorted(retried_numbers(study) | {t.number for t in failed}))
+    return len(failed)
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -148,12 +174,14 @@ def is_surplus(study: optuna.Study, number: int, budget: int) -> bool:
     the trials numbered inside the budget run; a late one is marked surplus
     and left out of every count and table (``--trials 20`` gives 20, not 23).
     """
+    retried = retried_numbers(study)
     earlier = [
         t
         for t in study.get_trials(deepcopy=False)
         if t.number < number
         and t.state != optuna.trial.TrialState.WAITING
         and not t.user_attrs.get(SURPLUS)
+        and t.number not in retried
     ]
     return len(earlier) >= budget
 
@@ -210,22 +238,28 @@ def run_worker(
     max_trials: int | None = None,
     worker: str = "main",
     device: str = "cpu",
+    memory_limit_mb: float | None = None,
 ) -> int:
     """Pull and run trials until the budget, the deadline or ``max_trials`` is reached.
 
-    Returns how many trials this call ran. Every trial goes through
-    :func:`harness.trial.run_trial`; a failing trial is recorded with its reason
-    and the loop goes on.
+    Returns how many trials this call ran; a return before the budget is met
+    (``max_trials`` or ``memory_limit_mb`` reached) asks for a fresh worker. Every
+    trial goes through :func:`harness.trial.run_trial`; a failing trial is recorded
+    with its reason and the loop goes on.
     """
     from harness.results import save_best_model
     from harness.trial import StudyAborted, release_trial_memory, run_trial
+    from harness.workers import resident_memory_mb
 
     spec = context.spec
     study = open_study(spec, make_storage(storage_url_))
     ran = 0
+    surplus_seen = False
 
     def objective(trial: optuna.Trial):
+        nonlocal surplus_seen
         if is_surplus(study, trial.number, budget):
+            surplus_seen = True
             trial.set_user_attr(SURPLUS, True)
             raise _Failed("surplus: the budget was met by other workers")
         params = spec.space.sample(_Suggester(trial))
@@ -238,6 +272,9 @@ def run_worker(
             result = run_trial(ctx, plugins, OptunaReporter(trial, spec))
         except StudyAborted as exc:
             trial.set_user_attr("fail_reason", str(exc))
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C); rerun to resume")
             raise
         trial.set_user_attr("duration_s", round(result.duration_s, 3))
         trial.set_user_attr("history", json.dumps(result.history))
@@ -263,8 +300,14 @@ def run_worker(
             break
         if max_trials is not None and ran >= max_trials:
             break
+        if memory_limit_mb is not None and resident_memory_mb() > memory_limit_mb:
+            log.info("worker %s above %s MB: recycling", worker, memory_limit_mb)
+            break
         # StudyAborted is not caught: Optuna records the trial as failed and re-raises it.
         study.optimize(objective, n_trials=1, catch=(_Failed,), gc_after_trial=True)
+        if surplus_seen:
+            # Every remaining slot is held by a running trial of another worker.
+            break
         ran += 1
     return ran
 
@@ -287,6 +330,7 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
     from harness.results import TrialRecord
 
     metric_names = [o.metric for o in spec.objectives]
+    retried = retried_numbers(study)
     records = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -309,14 +353,16 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
                 duration_s=duration,
                 worker=attrs.get("worker"),
                 device=attrs.get("device"),
-                fail_reason=attrs.get("fail_reason"),
+                fail_reason=_reason(attrs, trial.number in retried),
                 history=json.loads(attrs.get("history", "{}")),
             )
         )
     return records
 
 
-def prepare(spec: StudySpec, run_dir: Path, storage_override: str | None = None) -> str:
+def prepare(
+    spec: StudySpec, run_dir: Path, storage_override: str | None = None, retry: bool = False
+) -> str:
     """Create or load the study (schema and enqueued trials) before any worker starts.
 
     Doing this once in the orchestrator avoids workers racing on a new SQLite
@@ -325,6 +371,8 @@ def prepare(spec: StudySpec, run_dir: Path, storage_override: str | None = None)
     url = storage_url(spec, run_dir, storage_override)
     open_study(spec, make_storage(url))
     fail_orphans(spec, url, orphaned_pids(spec, url))
+    if retry:
+        retry_failed(spec, url)
     return url
 
 
@@ -376,10 +424,22 @@ def orphaned_pids(spec: StudySpec, url: str) -> dict[int, str]:
 
 
 def _alive(pid: int) -> bool:
+    """True if ``pid`` runs; a zombie (dead, not yet reaped by its parent) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _reason(attrs: dict, retried: bool) -> str | None:
+    reason = attrs.get("fail_reason")
+    if reason and retried:
+        return f"{reason} (retried)"
+    return reason

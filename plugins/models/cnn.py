@@ -23,6 +23,8 @@ class CnnParams(BaseModel):
     filters_growth: Literal["constant", "double"] = "constant"
     filters_2: int | None = Field(None, ge=1, le=4096)
     filters_3: int | None = Field(None, ge=1, le=4096)
+    filters_4: int | None = Field(None, ge=1, le=4096)
+    filters_5: int | None = Field(None, ge=1, le=4096)
     kernel_size: int = Field(3, ge=1, le=15)
     padding: Literal["valid", "same"] = "valid"
     pool_size: int = Field(2, ge=1, le=8)

@@ -33,6 +33,14 @@ def _hparam_value(value: Any) -> Any:
     return value if isinstance(value, bool | int | float | str) else str(value)
 
 
+def _mixed_choice(distribution) -> bool:
+    """A choice of values of different types (``[0, "block4_conv1"]``): TensorBoard's
+    Discrete domain holds one type, so such values are shown as strings."""
+    if not isinstance(distribution, ChoiceDistribution):
+        return False
+    return len({type(_hparam_value(c)) for c in distribution.choices}) > 1
+
+
 def _hparam(name: str, distribution) -> Any:
     from tensorboard.plugins.hparams import api as hp
 
@@ -40,6 +48,8 @@ def _hparam(name: str, distribution) -> Any:
         return hp.HParam(name, hp.IntInterval(distribution.low, distribution.high))
     if isinstance(distribution, FloatDistribution):
         return hp.HParam(name, hp.RealInterval(distribution.low, distribution.high))
+    if _mixed_choice(distribution):
+        return hp.HParam(name, hp.Discrete([str(c) for c in distribution.choices]))
     if isinstance(distribution, ChoiceDistribution):
         return hp.HParam(name, hp.Discrete([_hparam_value(c) for c in distribution.choices]))
     return hp.HParam(name)
@@ -75,7 +85,11 @@ def harness_trial_start(trial):
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
-    values = {name: _hparam_value(v) for name, v in trial.searched_params().items()}
+    mixed = {p.name for p in trial.study.spec.space.params if _mixed_choice(p.distribution)}
+    values = {
+        name: str(v) if name in mixed else _hparam_value(v)
+        for name, v in trial.searched_params().items()
+    }
     values.update(worker=trial.worker, device=trial.device)
     writer = tf.summary.create_file_writer(str(trial.tensorboard_dir))
     with writer.as_default():

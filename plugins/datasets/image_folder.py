@@ -1,0 +1,642 @@
+"""``image_folder``: any tree of class sub-folders, decoded once into cached uint8 arrays.
+
+Layouts accepted (labels are the sorted class-folder names, as Keras's
+``flow_from_directory`` and ``image_dataset_from_directory`` number them):
+
+* ``train/<class>/...`` + ``validation/<class>/...`` (+ optional ``test/<class>/...``);
+  ``training``, ``valid``, ``val``, ``testing``, ``training_set``, ``test_set`` are
+  accepted too, in any letter case. With ``train/`` + ``test/`` and no
+  ``validation/``, the test images validate (as the course does) unless
+  ``validation_from_test = false``.
+* a flat ``<class>/...`` tree, split per class by ``validation_split`` with the study's seed.
+
+A lone wrapper folder (``cats_and_dogs_filtered/`` inside an unzipped archive)
+is stepped into.
+
+Speed: every image is decoded and resized once per (dataset, parameters) into
+uint8 ``.npy`` files under the study's cache folder (``runs/<study>/cache/<key>/``),
+written atomically under a file lock so that concurrent worker processes decode
+once between them; every later trial and worker memory-maps them. Then, with
+``cache = "auto"``: images whose float32 size fits in ``memory_limit_mb`` are held
+in memory already scaled to [0, 1] (fastest); else, if their uint8 size fits,
+they are held as uint8 and scaled in a parallel ``tf.data`` map; else they stream
+from the memory-mapped files in shuffled chunks (scaled in the same map).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+import harness
+from harness.data import Dataset, DatasetInfo, LoadContext
+from harness.errors import HarnessError
+
+log = logging.getLogger(__name__)
+
+#: Bump when the decoded cache format or the decoding itself changes.
+CACHE_VERSION = 1
+
+#: Folder names (lower-cased) that mark a split rather than a class.
+SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
+    "train": ("train", "training", "training_set", "train_set"),
+    "validation": ("validation", "valid", "val", "validation_set"),
+    "test": ("test", "testing", "test_set"),
+}
+
+ROLES = ("train", "validation", "test")
+
+Side = Annotated[int, Field(ge=4, le=4096)]
+ImageSize = Side | tuple[Side, Side]
+
+
+class ImageFolderParams(BaseModel):
+    """Parameters of ``image_folder`` (and, with ``path`` optional, of the named image sets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="folder holding class folders, or train/ + validation/ trees")
+    image_size: ImageSize = Field(
+        150, description="resize every image to this (int: square; or [height, width])"
+    )
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    validation_split: float = Field(
+        0.2, ge=0.0, lt=1.0, description="share of each class held out when there is no "
+        "validation/ folder (0: no validation data)"
+    )
+    validation_from_test: bool = Field(
+        True, description="with train/ + test/ but no validation/, validate on test/"
+    )
+    limit_per_class: int | None = Field(
+        None, ge=1, description="use only the first N files of each class folder (quick runs)"
+    )
+    cache: Literal["auto", "memory", "disk"] = Field(
+        "auto", description="auto: in memory up to memory_limit_mb, else streamed from disk; "
+        "memory: always in memory; disk: always streamed"
+    )
+    memory_limit_mb: int = Field(
+        2048, ge=1, description="memory for the images: float32 within it, else uint8 within "
+        "it (cache = 'auto'), else streamed from the decoded files"
+    )
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass
+class ImageTree:
+    """The files to decode, per split, with their labels (indices into ``class_names``)."""
+
+    root: Path
+    class_names: list[str]
+    #: split name ("train", "validation", "test", or "all" for a flat tree) -> files, labels
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    labels: dict[str, list[int]] = field(default_factory=dict)
+    #: split name -> the folder its class folders live in
+    folders: dict[str, Path] = field(default_factory=dict)
+
+
+#: Files that operating systems leave in image folders; ignored without a warning.
+IGNORED_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith((".", "__")) and path.name.lower() not in IGNORED_FILES
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
+
+
+def unwrap_folder(folder: Path, levels: int = 3) -> Path:
+    """Step into lone wrapper folders (``rps/`` inside the unzipped ``rps.zip``)."""
+    for _ in range(levels):
+        subdirs = _subdirs(folder)
+        has_files = any(p.is_file() and _visible(p) for p in folder.iterdir())
+        if len(subdirs) != 1 or has_files:
+            break
+        folder = subdirs[0]
+    return folder
+
+
+def _split_of(name: str, aliases: dict[str, tuple[str, ...]]) -> str | None:
+    lowered = name.lower()
+    for split, names in aliases.items():
+        if lowered in (n.lower() for n in names):
+            return split
+    return None
+
+
+def merge_aliases(extra: dict[str, tuple[str, ...]] | None) -> dict[str, tuple[str, ...]]:
+    """``SPLIT_ALIASES`` plus a dataset's own folder names (e.g. ``rps-test-set`` for test)."""
+    merged = dict(SPLIT_ALIASES)
+    for split, names in (extra or {}).items():
+        merged[split] = (*merged.get(split, ()), *names)
+    return merged
+
+
+def find_layout(
+    root: Path, aliases: dict[str, tuple[str, ...]] | None = None, where: str = "image_folder"
+) -> dict[str, Path]:
+    """Map split names to folders (``train``/``validation``/``test``), or ``{"all": root}``.
+
+    Steps into a lone wrapper folder (up to three levels) before deciding.
+    """
+    aliases = aliases or SPLIT_ALIASES
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise HarnessError(
+            f"{where}: {root} does not exist; set [dataset] path to a folder of class folders "
+            "(e.g. cats/ and dogs/) or of train/ and validation/ folders holding them"
+        )
+    if not root.is_dir():
+        raise HarnessError(
+            f"{where}: {root} is a file; set [dataset] path to the folder holding the images"
+        )
+    folder = root
+    for _ in range(4):
+        subdirs = _subdirs(folder)
+        splits: dict[str, Path] = {}
+        for sub in subdirs:
+            split = _split_of(sub.name, aliases)
+            if split is not None and split not in splits:
+                splits[split] = sub
+        if splits:
+            if "train" not in splits:
+                found = ", ".join(f"{p.name}/" for p in splits.values())
+                raise HarnessError(
+                    f"{where}: {folder} has {found} but no train/ folder; add train/<class>/ "
+                    "folders, or point [dataset] path at a flat folder of class folders"
+                )
+            return splits
+        has_files = any(p.is_file() and _visible(p) for p in folder.iterdir())
+        if len(subdirs) == 1 and not has_files:
+            folder = subdirs[0]
+            continue
+        break
+    return {"all": folder}
+
+
+def _class_files(folder: Path, limit: int | None) -> list[Path]:
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and _visible(p) and all(_visible(q) for q in p.relative_to(folder).parents)
+    )
+    return files[:limit] if limit else files
+
+
+def scan_tree(
+    layout: dict[str, Path],
+    *,
+    limit_per_class: int | None = None,
+    where: str = "image_folder",
+) -> ImageTree:
+    """List the class folders and files of each split; labels follow the sorted train classes."""
+    first = layout.get("train", layout.get("all"))
+    assert first is not None
+    classes = [p.name for p in _subdirs(first)]
+    if len(classes) < 2:
+        found = f"only {classes[0]!r}" if classes else "none"
+        raise HarnessError(
+            f"{where}: {first} needs at least 2 class folders (one per label, e.g. cats/ and "
+            f"dogs/), found {found}; put each class's images in its own sub-folder"
+        )
+    if len(layout) > 1:
+        root = Path(os.path.commonpath([str(p) for p in layout.values()]))
+    else:
+        root = first
+    tree = ImageTree(root=root, class_names=classes)
+    for split, folder in layout.items():
+        names = [p.name for p in _subdirs(folder)]
+        unknown = [n for n in names if n not in classes]
+        if unknown:
+            raise HarnessError(
+                f"{where}: {folder} has class folder(s) {', '.join(unknown)} that {first} lacks; "
+                "every split must use the training split's class folders"
+            )
+        files: list[Path] = []
+        labels: list[int] = []
+        for name in names:
+            found_files = _class_files(folder / name, limit_per_class)
+            if not found_files:
+                raise HarnessError(
+                    f"{where}: class folder {folder / name} has no images; add images to it "
+                    "or remove the folder"
+                )
+            files.extend(found_files)
+            labels.extend([classes.index(name)] * len(found_files))
+        tree.files[split] = files
+        tree.labels[split] = labels
+        tree.folders[split] = folder
+    return tree
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def normalize_size(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``150`` -> ``(150, 150)``; ``[h, w]`` -> ``(h, w)``."""
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    height, width = image_size
+    return (int(height), int(width))
+
+
+def decode_image(path: Path, image_size: tuple[int, int], color_mode: str) -> np.ndarray | None:
+    """Decode one image file with Pillow into uint8 ``(height, width, channels)``, or ``None``.
+
+    JPEG, PNG (RGBA's alpha dropped, as Keras's ``load_img`` does), BMP, GIF
+    (first frame) and whatever else Pillow reads; resized with bilinear
+    interpolation (a large JPEG is first decoded at the smallest 1/2, 1/4 or 1/8
+    scale that is still at least ``image_size``: Pillow's draft mode). Returns
+    ``None`` for a corrupt or non-image file. Use this same function to
+    preprocess new images for a trained model.
+    """
+    from PIL import Image
+
+    height, width = image_size
+    try:
+        with Image.open(path) as img:
+            img.seek(0)
+            mode = "RGB" if color_mode == "rgb" else "L"
+            if img.format == "JPEG":  # let libjpeg scale down by 1/2..1/8 while decoding
+                img.draft(mode, (width, height))
+            converted = img.convert(mode)
+            if converted.size != (width, height):
+                converted = converted.resize((width, height), Image.Resampling.BILINEAR)
+            array = np.asarray(converted, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
+    if array.ndim == 2:
+        array = array[..., np.newaxis]
+    return array
+
+
+def _fingerprint(tree: ImageTree, image_size: tuple[int, int], color_mode: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([CACHE_VERSION, list(image_size), color_mode]).encode())
+    for split in sorted(tree.files):
+        for path, label in zip(tree.files[split], tree.labels[split], strict=True):
+            stat = path.stat()
+            digest.update(f"{split}\0{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[bool]:
+    """An exclusive lock shared by the worker processes of one machine.
+
+    Yields whether a lock is held: without ``fcntl`` (Windows) nothing is
+    locked, and the atomic rename alone keeps the cache consistent.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield False
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _decode_split(
+    files: list[Path], labels: list[int], image_size: tuple[int, int], color_mode: str,
+    target: Path, split: str,
+) -> tuple[int, np.ndarray, list[tuple[Path, int]]]:
+    """Decode ``files`` into ``target/<split>_x.npy`` (readable rows only); return count, labels."""
+    height, width = image_size
+    channels = 3 if color_mode == "rgb" else 1
+    # A fixed shuffle of the rows, so that streaming reads and small shuffle buffers mix classes.
+    order = np.random.default_rng(0).permutation(len(files))
+    raw_path = target / f"{split}_x.raw.npy"
+    rows = np.lib.format.open_memmap(
+        raw_path, mode="w+", dtype=np.uint8, shape=(len(files), height, width, channels)
+    )
+    ok = np.zeros(len(files), dtype=bool)
+    bad: list[tuple[Path, int]] = []
+    workers = max(1, min(8, os.cpu_count() or 1))
+
+    def work(position: int):
+        return position, decode_image(files[order[position]], image_size, color_mode)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for position, array in pool.map(work, range(len(files))):
+            if array is None:
+                bad.append((files[order[position]], labels[order[position]]))
+                continue
+            rows[position] = array
+            ok[position] = True
+    rows.flush()
+    ordered_labels = np.asarray(labels, dtype=np.int32)[order]
+    count = int(ok.sum())
+    if count == len(files):
+        del rows
+        os.replace(raw_path, target / f"{split}_x.npy")
+    else:
+        final = np.lib.format.open_memmap(
+            target / f"{split}_x.npy", mode="w+", dtype=np.uint8,
+            shape=(count, height, width, channels),
+        )
+        kept = np.flatnonzero(ok)
+        for start in range(0, count, 1024):
+            final[start : start + 1024] = rows[kept[start : start + 1024]]
+        final.flush()
+        del final, rows
+        raw_path.unlink()
+        ordered_labels = ordered_labels[ok]
+    np.save(target / f"{split}_y.npy", ordered_labels)
+    return count, ordered_labels, bad
+
+
+def _decode_tree(
+    tree: ImageTree, image_size: tuple[int, int], color_mode: str, target: Path, where: str
+) -> dict[str, Any]:
+    """Decode every split into ``target``; fail clearly when too little is readable."""
+    started = time.perf_counter()
+    total = sum(len(f) for f in tree.files.values())
+    log.info("decoding %d images from %s at %s (once; cached for later trials)",
+             total, tree.root, image_size)
+    splits: dict[str, int] = {}
+    skipped: list[tuple[Path, int]] = []
+    for split, files in tree.files.items():
+        count, labels, bad = _decode_split(
+            files, tree.labels[split], image_size, color_mode, target, split
+        )
+        skipped.extend(bad)
+        splits[split] = count
+        if count and split in ("train", "all"):
+            present = set(np.unique(labels).tolist())
+            for index, name in enumerate(tree.class_names):
+                if index not in present:
+                    raise HarnessError(
+                        f"{where}: class folder {tree.folders[split] / name} has no readable "
+                        "images (every file failed to decode); add JPEG/PNG/BMP/GIF images to "
+                        "it or remove the folder"
+                    )
+    if not sum(splits.values()):
+        example = skipped[0][0] if skipped else tree.root
+        raise HarnessError(
+            f"{where}: none of the {total} files under {tree.root} is a readable image "
+            f"(e.g. {example}); put JPEG, PNG, BMP or GIF images in the class folders"
+        )
+    return {
+        "version": CACHE_VERSION,
+        "image_size": list(image_size),
+        "color_mode": color_mode,
+        "class_names": tree.class_names,
+        "splits": splits,
+        "skipped": len(skipped),
+        "skipped_examples": [str(p) for p, _ in skipped[:5]],
+        "root": str(tree.root),
+        "decode_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def decoded_cache(
+    tree: ImageTree, image_size: tuple[int, int], color_mode: str, cache_dir: Path,
+    where: str = "image_folder",
+) -> tuple[Path, dict[str, Any]]:
+    """Return the folder of decoded arrays for ``tree``, decoding it first if no process has.
+
+    Safe when several worker processes race: one decodes under a lock file into
+    a temporary folder that is renamed into place when complete; the others
+    wait on the lock and then read the result.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = cache_dir / f"decoded-{_fingerprint(tree, image_size, color_mode)}"
+    manifest_path = final / "manifest.json"
+    if not manifest_path.exists():
+        with file_lock(cache_dir / ".decode.lock") as locked:
+            if not manifest_path.exists():
+                for stale in cache_dir.glob(".tmp-decoded-*") if locked else ():
+                    shutil.rmtree(stale, ignore_errors=True)  # left by a killed process
+                temp = cache_dir / f".tmp-decoded-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                temp.mkdir()
+                try:
+                    manifest = _decode_tree(tree, image_size, color_mode, temp, where)
+                    (temp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+                    try:
+                        os.replace(temp, final)
+                    except OSError:  # another process won the race (no fcntl), or debris
+                        if not manifest_path.exists():
+                            shutil.rmtree(final, ignore_errors=True)
+                            os.replace(temp, final)
+                finally:
+                    shutil.rmtree(temp, ignore_errors=True)
+                for old in cache_dir.glob("decoded-*"):
+                    if old != final:
+                        shutil.rmtree(old, ignore_errors=True)
+    manifest = json.loads(manifest_path.read_text())
+    if manifest["skipped"]:
+        examples = ", ".join(Path(p).name for p in manifest["skipped_examples"][:3])
+        log.warning(
+            "skipped %d unreadable files in %s (not images, or corrupt: %s)",
+            manifest["skipped"], manifest["root"], examples,
+        )
+    return final, manifest
+
+
+# --------------------------------------------------------------------------- tf.data
+
+
+def stratified_split(
+    labels: np.ndarray, validation_split: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, validation): ``validation_split`` of each class, chosen with ``seed``."""
+    rng = np.random.default_rng(seed)
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        cut = int(round(len(rows) * validation_split))
+        if validation_split > 0 and len(rows) > 1:
+            cut = min(max(cut, 1), len(rows) - 1)
+        val.append(rows[:cut])
+        train.append(rows[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _scale(x, y):
+    import tensorflow as tf
+
+    return tf.cast(x, tf.float32) * (1.0 / 255.0), y
+
+
+def _in_memory(mapped: np.ndarray, rows: np.ndarray, y: np.ndarray, as_float: bool):
+    """Rows of the decoded array held in memory: already float32 in [0, 1], or uint8 + map.
+
+    Pre-scaled floats cost 4x the memory but about double the images/s of a
+    per-epoch scale (no per-element allocation), so they are used within the limit.
+    """
+    import tensorflow as tf
+
+    x = tf.constant(np.ascontiguousarray(mapped if len(rows) == len(mapped) else mapped[rows]))
+    if not as_float:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        return ds.map(_scale, num_parallel_calls=tf.data.AUTOTUNE)
+    scaled, _ = _scale(x, y)  # once, for every epoch and trial of this process
+    del x
+    return tf.data.Dataset.from_tensor_slices((scaled, y))
+
+
+def _streamed(x_path: Path, rows: np.ndarray, y: np.ndarray, shuffle: bool, seed: int,
+              chunk: int = 256):
+    """Stream ``rows`` of the memory-mapped array in chunks (chunk order reshuffled per pass)."""
+    import tensorflow as tf
+
+    data = np.load(x_path, mmap_mode="r")  # kept open: survives the file's replacement
+    shape = data.shape[1:]
+    rng = np.random.default_rng(seed)
+
+    def chunks():
+        starts = np.arange(0, len(rows), chunk)
+        if shuffle:
+            rng.shuffle(starts)
+        for start in starts:
+            picked = rows[start : start + chunk]
+            yield np.asarray(data[picked]), y[start : start + chunk]
+
+    ds = tf.data.Dataset.from_generator(
+        chunks,
+        output_signature=(
+            tf.TensorSpec((None, *shape), tf.uint8),
+            tf.TensorSpec((None,), tf.int32),
+        ),
+    ).unbatch()
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(rows)))
+    return ds.map(_scale, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def arrays_to_datasets(
+    folder: Path, manifest: dict[str, Any], *, validation_split: float,
+    validation_from_test: bool, cache: str, memory_limit_mb: int, seed: int,
+) -> tuple[Any, Any, Any, int]:
+    """Build (train, validation, test, train_size) ``tf.data`` datasets from the decoded arrays."""
+    arrays = {
+        split: (folder / f"{split}_x.npy", np.load(folder / f"{split}_y.npy"))
+        for split in manifest["splits"]
+    }
+    picks: dict[str, tuple[str, np.ndarray]] = {}  # role -> (split file, rows)
+    if "all" in arrays:
+        labels = arrays["all"][1]
+        if validation_split > 0:
+            train_rows, val_rows = stratified_split(labels, validation_split, seed)
+            picks["validation"] = ("all", val_rows)
+        else:
+            train_rows = np.arange(len(labels))
+        picks["train"] = ("all", train_rows)
+    else:
+        for split, (_, labels) in arrays.items():
+            picks[split] = (split, np.arange(len(labels)))
+        if "validation" not in picks:
+            if "test" in picks and validation_from_test:  # test images validate (the course)
+                picks["validation"] = picks.pop("test")
+            elif validation_split > 0:
+                train_rows, val_rows = stratified_split(arrays["train"][1], validation_split, seed)
+                picks["train"] = ("train", train_rows)
+                picks["validation"] = ("train", val_rows)
+    picks = {role: pick for role, pick in picks.items() if len(pick[1])}
+    row_bytes = {
+        split: int(np.prod(np.load(path, mmap_mode="r").shape[1:]))
+        for split, (path, _) in arrays.items()
+    }
+    total = sum(row_bytes[split] * len(rows) for split, rows in picks.values())
+    limit = memory_limit_mb * 2**20
+    if cache == "disk":
+        mode = "streamed"
+    elif 4 * total <= limit:
+        mode = "float32 in memory"
+    elif cache == "memory" or total <= limit:
+        mode = "uint8 in memory"
+    else:
+        mode = "streamed"
+    out: dict[str, Any] = {}
+    for role, (split, rows) in picks.items():
+        path, labels = arrays[split]
+        y = labels[rows].astype(np.int32)
+        if mode == "streamed":
+            out[role] = _streamed(path, rows, y, shuffle=role == "train", seed=seed)
+        else:
+            mapped = np.load(path, mmap_mode="r")
+            out[role] = _in_memory(mapped, rows, y, as_float=mode.startswith("float32"))
+    log.info(
+        "image data: %s (%s)",
+        ", ".join(f"{role} {len(picks[role][1])}" for role in ROLES if role in picks),
+        mode if mode != "streamed" else f"streamed from {folder}",
+    )
+    train_size = len(picks["train"][1]) if "train" in picks else 0
+    return out.get("train"), out.get("validation"), out.get("test"), train_size
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def load_image_layout(
+    name: str, layout: dict[str, Path], params: ImageFolderParams, context: LoadContext,
+    where: str | None = None,
+) -> Dataset:
+    """Decode (once, cached) and wrap the class-folder splits in ``layout`` as a Dataset."""
+    where = where or f"dataset {name!r}"
+    size = normalize_size(params.image_size)
+    tree = scan_tree(layout, limit_per_class=params.limit_per_class, where=where)
+    folder, manifest = decoded_cache(tree, size, params.color_mode, Path(context.cache_dir), where)
+    train, validation, test, train_size = arrays_to_datasets(
+        folder, manifest, validation_split=params.validation_split,
+        validation_from_test=params.validation_from_test, cache=params.cache,
+        memory_limit_mb=params.memory_limit_mb, seed=context.seed,
+    )
+    if train is None:
+        raise HarnessError(
+            f"{where}: no training images left after the validation split; "
+            "lower validation_split or add images"
+        )
+    classes = tuple(manifest["class_names"])
+    channels = 3 if params.color_mode == "rgb" else 1
+    info = DatasetInfo(
+        name=name,
+        input_shape=(*size, channels),
+        task="binary" if len(classes) == 2 else "multiclass",
+        num_classes=len(classes),
+        class_names=classes,
+        preprocessing={
+            "image_size": list(size),
+            "color_mode": params.color_mode,
+            "rescale": 1 / 255,
+            "interpolation": "bilinear",
+            "jpeg_draft": True,
+            "decoder": "harness_plugins.datasets.image_folder.decode_image",
+        },
+    )
+    return Dataset(info, train, validation, test, train_size=train_size)
+
+
+def load_image_folder(params: ImageFolderParams, context: LoadContext) -> Dataset:
+    """Class folders under ``path`` -> images scaled to [0, 1], labels = sorted folder names."""
+    layout = find_layout(Path(params.path), where="image_folder")
+    return load_image_layout("image_folder", layout, params, context, where="image_folder")
+
+
+@harness.hookimpl
+def harness_register_datasets(register):
+    """Register ``image_folder``."""
+    register(
+        "image_folder", load_image_folder, params=ImageFolderParams,
+        description="any tree of class folders (train/validation/test or split), cached decode",
+    )

@@ -1,0 +1,216 @@
+"""``sign_language_mnist``: Kaggle's Sign Language MNIST CSVs, 28x28 grey hands, 24 letters.
+
+Each CSV row is ``label, pixel1 .. pixel784``. Kaggle numbers the letters
+0-25 by alphabet position but J (9) and Z (25) need motion and are absent, so
+the 24 labels present are mapped to contiguous class ids 0-23 whose class
+names are the letters A-I, K-Y (Kaggle label 10, 'K', is class 9).
+
+The CSVs need a Kaggle account to download, so this loader never downloads:
+without ``path`` it looks in ``<Keras cache>/sign-language-mnist/`` and
+otherwise says where to get the files and where to put them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+import harness
+from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays
+from harness.download import keras_cache_dir
+from harness.errors import HarnessError
+
+from ._arrays import carve_validation, scale_images, user_path
+
+KAGGLE_URL = "https://www.kaggle.com/datasets/datamunge/sign-language-mnist"
+TRAIN_CSV = "sign_mnist_train.csv"
+TEST_CSV = "sign_mnist_test.csv"
+LETTERS = tuple("ABCDEFGHIKLMNOPQRSTUVWXY")  # no J (9) and no Z (25): they need motion
+COLUMNS = ("label", *(f"pixel{i}" for i in range(1, 785)))
+DEFAULT_SPLIT = 0.2
+
+
+class SignLanguageParams(BaseModel):
+    """Parameters of ``sign_language_mnist``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(
+        None,
+        description=f"a Kaggle CSV, or a folder with {TRAIN_CSV} and/or {TEST_CSV}; "
+        "default: <Keras cache>/sign-language-mnist/",
+    )
+    validation_split: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="hold out this share of the training CSV for validation; default: "
+        f"validate on {TEST_CSV} when both CSVs are there, else {DEFAULT_SPLIT}",
+    )
+    limit: int | None = Field(None, ge=1, description="use only the first N rows of the train CSV")
+    test_limit: int | None = Field(
+        None, ge=1, description="use only the first N rows of the test CSV"
+    )
+
+
+def kaggle_to_class(labels: np.ndarray) -> np.ndarray:
+    """Kaggle labels (0-24 without 9) -> contiguous class ids 0-23."""
+    labels = np.asarray(labels, dtype="int64")
+    return np.where(labels > 9, labels - 1, labels).astype("int32")
+
+
+def _listing(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _not_found_message(where: str) -> str:
+    folder = keras_cache_dir() / "sign-language-mnist"
+    return (
+        f"{where}. The Sign Language MNIST CSVs need a Kaggle account, so they are never "
+        f"downloaded: get {TRAIN_CSV} and {TEST_CSV} from {KAGGLE_URL} (or run "
+        "`kaggle datasets download datamunge/sign-language-mnist` and unzip it), put them "
+        "in a folder such as data/sign-language-mnist/ and set "
+        'path = "data/sign-language-mnist" in the [dataset] table of the study file '
+        f"(path may also name one CSV), or put them in {folder}/ and leave path unset"
+    )
+
+
+def read_sign_csv(path: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read one Kaggle CSV: uint8 images ``(N, 28, 28, 1)`` and class ids 0-23.
+
+    Missing or extra columns, non-numeric or empty cells, labels outside 0-24
+    or equal to 9 (J), and pixels outside 0-255 are a HarnessError naming the
+    file and the columns.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, nrows=limit)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise HarnessError(
+            f"{path}: not a readable CSV ({type(exc).__name__}: {str(exc).strip()[:200]}); "
+            "expected Kaggle's layout: a header label,pixel1,...,pixel784 then one image a row"
+        ) from None
+    columns = [str(c) for c in frame.columns]
+    missing = [c for c in COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in COLUMNS]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {_listing(missing)}")
+        if extra:
+            problems.append(f"unexpected column(s) {_listing(extra)}")
+        raise HarnessError(
+            f"{path}: {'; '.join(problems)}. A Sign Language MNIST CSV has exactly the columns "
+            "label, pixel1, ..., pixel784 (Kaggle's layout)"
+        )
+    frame = frame[list(COLUMNS)]
+    bad = [c for c in COLUMNS if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise HarnessError(f"{path}: non-numeric values in column(s) {_listing(bad)}")
+    empty = [c for c in COLUMNS if frame[c].isna().any()]
+    if empty:
+        raise HarnessError(f"{path}: empty cells in column(s) {_listing(empty)}")
+    values = frame.to_numpy()
+    labels = values[:, 0]
+    invalid = (labels != np.round(labels)) | (labels < 0) | (labels > 24) | (labels == 9)
+    if invalid.any():
+        shown = sorted({float(v) if v != int(v) else int(v) for v in labels[invalid]})[:6]
+        raise HarnessError(
+            f"{path}: column 'label' holds {shown} at {int(invalid.sum())} row(s) (first: data "
+            f"row {int(np.argmax(invalid)) + 1}); Kaggle labels are 0-24 without 9 (J needs "
+            "motion and is not in the dataset)"
+        )
+    pixels = values[:, 1:]
+    if pixels.size and (
+        pixels.min() < 0 or pixels.max() > 255 or (pixels != np.round(pixels)).any()
+    ):
+        raise HarnessError(
+            f"{path}: pixel columns hold values {pixels.min()}..{pixels.max()}, expected "
+            "whole numbers 0..255 (unscaled 8-bit grey levels)"
+        )
+    x = pixels.astype("uint8").reshape(-1, 28, 28, 1)
+    return x, kaggle_to_class(labels)
+
+
+def _csv_files(params: SignLanguageParams) -> tuple[Path | None, Path | None, str]:
+    """(train CSV, test CSV, where) from ``path``; a single CSV counts as the train CSV."""
+    if params.path is None:
+        folder = keras_cache_dir() / "sign-language-mnist"
+        if not folder.is_dir():
+            raise HarnessError(_not_found_message("sign_language_mnist: [dataset] path is not set"))
+    else:
+        folder = user_path(params.path, "sign_language_mnist [dataset] path")
+        if folder.is_file():
+            return folder, None, str(folder)
+
+    def find(name: str) -> Path | None:
+        # Kaggle's zip holds both sign_mnist_train.csv and sign_mnist_train/sign_mnist_train.csv.
+        for candidate in (folder / name, folder / name.removesuffix(".csv") / name):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    train, test = find(TRAIN_CSV), find(TEST_CSV)
+    if train is None and test is None:
+        present = sorted(p.name for p in folder.iterdir())
+        raise HarnessError(
+            _not_found_message(
+                f"{folder}: neither {TRAIN_CSV} nor {TEST_CSV} is there "
+                f"(it holds: {_listing(present) or 'nothing'})"
+            )
+        )
+    if train is None:
+        return test, None, str(folder)
+    return train, test, str(folder)
+
+
+def load_sign_language_mnist(params: SignLanguageParams, context: LoadContext) -> Dataset:
+    """Sign Language MNIST: grey 28x28 hand signs, (28, 28, 1) in [0, 1], 24 letter classes."""
+    train_csv, test_csv, where = _csv_files(params)
+    x_train, y_train = read_sign_csv(train_csv, params.limit)
+    x_test = y_test = None
+    if test_csv is not None:
+        x_test, y_test = read_sign_csv(test_csv, params.test_limit)
+        x_test = scale_images(x_test, str(test_csv))
+    x_train = scale_images(x_train, str(train_csv))
+    if test_csv is not None and params.validation_split is None:
+        x_val, y_val = x_test, y_test
+        x_test = y_test = None
+        validation = TEST_CSV
+    else:
+        split = params.validation_split or DEFAULT_SPLIT
+        x_train, y_train, x_val, y_val = carve_validation(
+            x_train, y_train, split, context.seed, f"sign_language_mnist {train_csv}"
+        )
+        validation = f"{split:g} of {train_csv.name} (seed {context.seed})"
+    info = DatasetInfo(
+        name="sign_language_mnist",
+        input_shape=(28, 28, 1),
+        task="multiclass",
+        num_classes=len(LETTERS),
+        class_names=LETTERS,
+        preprocessing={
+            "image_size": [28, 28],
+            "color_mode": "grayscale",
+            "rescale": 1 / 255,
+            "source": where,
+            "label_map": "Kaggle label k -> class k (k < 9), k - 1 (k > 9)",
+            "validation": validation,
+        },
+    )
+    return from_arrays(info, x_train, y_train, x_val, y_val, x_test, y_test)
+
+
+@harness.hookimpl
+def harness_register_datasets(register):
+    """Register ``sign_language_mnist``."""
+    register(
+        "sign_language_mnist",
+        load_sign_language_mnist,
+        params=SignLanguageParams,
+        description="Kaggle Sign Language MNIST CSVs, 28x28 grey, 24 letters (local files)",
+    )

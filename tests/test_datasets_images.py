@@ -1,0 +1,397 @@
+"""Image datasets: image_folder and the course's named sets (horses, rps, cats, malaria, fruits).
+
+Fixtures are class folders of real image files written with Pillow (PNG with
+alpha, JPEG, BMP, two-frame GIF, mixed sizes) plus a corrupt JPEG and a text file; each
+class is one solid colour, so the label of every decoded image can be checked
+against its pixels. End-to-end checks read ../shared/data and skip without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_data
+from harness_plugins.datasets import course_images, image_folder
+from harness_plugins.datasets.course_images import SETS
+from harness_plugins.datasets.image_folder import ImageFolderParams, load_image_folder
+from PIL import Image
+
+from harness.data import LoadContext
+from harness.download import DownloadUnavailable
+from harness.errors import HarnessError
+
+COLOURS = {"a_red": (220, 20, 20), "b_green": (20, 220, 20), "c_blue": (20, 20, 220)}
+FORMATS = [("png", (40, 30), "RGBA"), ("jpg", (64, 64), "RGB"), ("bmp", (20, 50), "RGB"),
+           ("gif", (33, 33), "P")]
+
+
+def write_class(folder: Path, colour: tuple[int, int, int], count: int = 4) -> None:
+    """``count`` solid-colour images cycling through PNG (RGBA), JPEG, BMP, GIF and sizes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        ext, size, mode = FORMATS[index % len(FORMATS)]
+        image = Image.new("RGB", size, colour)
+        if mode == "RGBA":
+            image = image.convert("RGBA")
+        if mode == "P":  # an animated GIF: only the first frame has the class colour
+            other = Image.new("RGB", size, (colour[2], colour[0], colour[1])).convert("P")
+            image.convert("P").save(
+                folder / f"img{index}.{ext}", save_all=True, append_images=[other], duration=100
+            )
+            continue
+        image.save(folder / f"img{index}.{ext}")
+
+
+def write_tree(root: Path, classes=("a_red", "b_green", "c_blue"), count: int = 4,
+               junk: bool = True) -> Path:
+    """A flat tree of class folders; with ``junk`` a corrupt .jpg and a .txt in the first."""
+    for name in classes:
+        write_class(root / name, COLOURS[name], count)
+    if junk:
+        first = root / classes[0]
+        (first / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+        (first / "notes.txt").write_text("not an image")
+    return root
+
+
+def collect(ds) -> tuple[np.ndarray, np.ndarray]:
+    """All (x, y) of an unbatched dataset as arrays."""
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=True)
+    return np.stack(xs), np.array(ys)
+
+
+def params(path: Path, **values) -> ImageFolderParams:
+    return ImageFolderParams(path=str(path), **values)
+
+
+def test_flat_tree_shapes_labels_and_skipped_files(tmp_path, caplog):
+    root = write_tree(tmp_path / "data")
+    caplog.set_level(logging.WARNING)
+    ds = load_image_folder(
+        params(root, image_size=32, validation_split=0.25), LoadContext(tmp_path / "c", seed=3)
+    )
+    info = ds.info
+    assert info.input_shape == (32, 32, 3)
+    assert info.task == "multiclass" and info.num_classes == 3
+    assert info.class_names == ("a_red", "b_green", "c_blue")
+    assert info.preprocessing["image_size"] == [32, 32]
+    assert info.preprocessing["color_mode"] == "rgb"
+    assert info.preprocessing["rescale"] == pytest.approx(1 / 255)
+    assert "skipped 2 unreadable files" in caplog.text
+    x_train, y_train = collect(ds.train)
+    x_val, y_val = collect(ds.validation)
+    assert ds.train_size == len(y_train) == 9 and len(y_val) == 3
+    assert sorted(y_val.tolist()) == [0, 1, 2]  # stratified: one per class
+    x = np.concatenate([x_train, x_val])
+    y = np.concatenate([y_train, y_val])
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    # each image's dominant channel is its class colour: labels follow sorted folder names
+    assert (x.mean(axis=(1, 2)).argmax(axis=1) == y).all()
+
+
+def test_grayscale_binary_and_rectangular_size(tmp_path):
+    root = write_tree(tmp_path / "data", classes=("a_red", "b_green"), junk=False)
+    ds = load_image_folder(
+        params(root, image_size=[24, 40], color_mode="grayscale"), LoadContext(tmp_path / "c")
+    )
+    assert ds.info.input_shape == (24, 40, 1)
+    assert ds.info.task == "binary" and ds.info.num_classes == 2
+    x, y = collect(ds.train)
+    assert x.shape[1:] == (24, 40, 1) and set(y.tolist()) <= {0, 1}
+    rgb = load_image_folder(params(root, image_size=[24, 40]), LoadContext(tmp_path / "c2"))
+    assert collect(rgb.train)[0].shape[1:] == (24, 40, 3)
+
+
+def test_train_validation_test_tree(tmp_path):
+    root = tmp_path / "wrapper" / "cats_and_dogs"  # a lone wrapper folder is stepped into
+    write_tree(root / "train", classes=("a_red", "b_green"), count=5, junk=False)
+    write_tree(root / "validation", classes=("a_red", "b_green"), count=2, junk=False)
+    write_tree(root / "test", classes=("a_red", "b_green"), count=3, junk=False)
+    ds = load_image_folder(params(tmp_path / "wrapper", image_size=16), LoadContext(tmp_path / "c"))
+    assert ds.train_size == 10
+    assert len(collect(ds.validation)[1]) == 4
+    assert len(collect(ds.test)[1]) == 6
+
+
+def test_train_and_test_only_validates_on_test(tmp_path):
+    root = tmp_path / "rps"
+    write_tree(root / "Training", count=4, junk=False)
+    write_tree(root / "Test", count=2, junk=False)
+    ds = load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c"))
+    assert ds.train_size == 12 and len(collect(ds.validation)[1]) == 6 and ds.test is None
+    held = load_image_folder(
+        params(root, image_size=16, validation_from_test=False, validation_split=0.25),
+        LoadContext(tmp_path / "c2"),
+    )
+    assert held.train_size == 9 and len(collect(held.validation)[1]) == 3
+    assert len(collect(held.test)[1]) == 6
+
+
+def test_nothing_usable_is_a_clear_error(tmp_path):
+    root = tmp_path / "data"
+    for name in ("cats", "dogs"):
+        (root / name).mkdir(parents=True)
+        (root / name / "a.jpg").write_bytes(b"garbage")
+        (root / name / "b.txt").write_text("text")
+    with pytest.raises(HarnessError, match="none of the 4 files .* is a readable image"):
+        load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c"))
+
+
+def test_class_with_only_unreadable_files_is_named(tmp_path):
+    root = write_tree(tmp_path / "data", classes=("a_red", "b_green"), junk=False)
+    (root / "c_blue").mkdir()
+    (root / "c_blue" / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(HarnessError, match="c_blue has no readable images"):
+        load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c"))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: write_tree(root, classes=("a_red",), junk=False), "at least 2 class folders"),
+        (lambda root: (write_tree(root, classes=("a_red", "b_green"), junk=False),
+                       (root / "c_empty").mkdir()), "c_empty has no images"),
+        (lambda root: write_tree(root / "validation", junk=False), "no train/ folder"),
+    ],
+    ids=["missing", "one-class", "empty-class", "no-train"],
+)
+def test_layout_errors(tmp_path, make, message):
+    root = tmp_path / "data"
+    make(root)
+    with pytest.raises(HarnessError, match=message):
+        load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c"))
+
+
+def test_decoded_cache_is_reused(tmp_path, monkeypatch):
+    root = write_tree(tmp_path / "data")
+    calls = []
+    real = image_folder.decode_image
+
+    def counting(path, size, mode):
+        calls.append(path)
+        return real(path, size, mode)
+
+    monkeypatch.setattr(image_folder, "decode_image", counting)
+    context = LoadContext(tmp_path / "cache")
+    first = collect(load_image_folder(params(root, image_size=16), context).train)
+    assert len(calls) == 14  # 12 images + 2 unreadable files, each tried once
+    second = collect(load_image_folder(params(root, image_size=16), context).train)
+    assert len(calls) == 14  # nothing decoded again
+    np.testing.assert_array_equal(first[0], second[0])
+    assert len(list((tmp_path / "cache").glob("decoded-*/train_x.npy"))) == 0
+    assert len(list((tmp_path / "cache").glob("decoded-*/all_x.npy"))) == 1
+    # a changed file invalidates the cache
+    write_class(root / "a_red", COLOURS["a_red"], count=5)
+    load_image_folder(params(root, image_size=16), context)
+    assert len(calls) == 14 + 15
+    assert len(list((tmp_path / "cache").glob("decoded-*"))) == 1  # the stale one is gone
+
+
+def _race_worker(root: str, cache: str, log_file: str, barrier) -> None:
+    """Child process: decode through the shared cache, logging each decode call to a file."""
+    import time
+
+    from harness_plugins.datasets import image_folder as module
+
+    real = module.decode_image
+
+    def slow_counting(path, size, mode):
+        with open(log_file, "a") as handle:
+            handle.write(f"{path}\n")
+        time.sleep(0.02)  # widen the window in which the other process arrives
+        return real(path, size, mode)
+
+    module.decode_image = slow_counting
+    tree = module.scan_tree(module.find_layout(Path(root)))
+    barrier.wait(30)
+    module.decoded_cache(tree, (16, 16), "rgb", Path(cache))
+
+
+def test_two_processes_decode_once(tmp_path):
+    root = write_tree(tmp_path / "data", count=8)
+    log_file = tmp_path / "decodes.log"
+    context = mp.get_context("spawn")
+    barrier = context.Barrier(2)
+    args = (str(root), str(tmp_path / "c"), str(log_file), barrier)
+    workers = [context.Process(target=_race_worker, args=args) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert len(log_file.read_text().splitlines()) == 3 * 8 + 2  # one process decoded
+    assert len(list((tmp_path / "c").glob("decoded-*/manifest.json"))) == 1
+    assert not list((tmp_path / "c").glob(".tmp-*"))
+
+
+@pytest.mark.parametrize(
+    "options, mode",
+    [
+        ({"cache": "memory", "memory_limit_mb": 1}, "uint8 in memory"),  # 18 x 108 KiB > 1 MiB
+        ({"memory_limit_mb": 1}, "streamed from"),
+        ({"cache": "disk"}, "streamed from"),
+    ],
+)
+def test_every_cache_mode_yields_the_same_data(tmp_path, caplog, options, mode):
+    root = write_tree(tmp_path / "data", count=6, junk=False)
+    caplog.set_level(logging.INFO, logger="harness_plugins.datasets.image_folder")
+    reference = load_image_folder(params(root, image_size=192), LoadContext(tmp_path))
+    assert "float32 in memory" in caplog.text
+    caplog.clear()
+    other = load_image_folder(params(root, image_size=192, **options), LoadContext(tmp_path))
+    assert mode in caplog.text
+    assert other.train.cardinality().numpy() == reference.train_size == other.train_size
+    for split in ("train", "validation"):
+        x_ref, y_ref = collect(getattr(reference, split))
+        x_other, y_other = collect(getattr(other, split))
+        order_ref = np.lexsort((x_ref.sum(axis=(1, 2, 3)), y_ref))
+        order_other = np.lexsort((x_other.sum(axis=(1, 2, 3)), y_other))
+        np.testing.assert_array_equal(y_ref[order_ref], y_other[order_other])
+        np.testing.assert_array_equal(x_ref[order_ref], x_other[order_other])
+
+
+def test_stratified_split_is_seeded_and_per_class():
+    labels = np.repeat([0, 1, 2], [10, 20, 1])
+    train, val = image_folder.stratified_split(labels, 0.2, seed=5)
+    assert sorted(np.bincount(labels[val], minlength=3).tolist()) == [0, 2, 4]
+    assert len(train) + len(val) == len(labels) and not set(train) & set(val)
+    assert 2 in labels[train]  # a class of one image stays in training
+    again = image_folder.stratified_split(labels, 0.2, seed=5)[1]
+    other = image_folder.stratified_split(labels, 0.2, seed=6)[1]
+    np.testing.assert_array_equal(val, again)
+    assert not np.array_equal(val, other)
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_named_dataset_offline_says_what_to_put_where(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    dataset, params_model = SETS[name]
+    loader = course_images._make_loader(dataset)
+    with pytest.raises(DownloadUnavailable) as caught:
+        loader(params_model(), LoadContext(tmp_path / "c"))
+    message = str(caught.value)
+    assert dataset.archives[0].url in message
+    assert "set [dataset] path to" in message
+    assert "HARNESS_OFFLINE" in message
+
+
+def test_named_dataset_download_layout_and_reuse(tmp_path, monkeypatch):
+    """rps.zip unzips to rps/<class>/, rps-test-set.zip to rps-test-set/<class>/ (simulated)."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    fetched = []
+
+    def fake_fetch(fname, url, *, extract, offline_help, **_):
+        assert extract and "rps" in url
+        fetched.append(fname)
+        stem = fname.split(".")[0]
+        folder = tmp_path / "keras" / "datasets" / f"{stem}_extracted"
+        write_tree(folder / stem, count=3 if stem == "rps" else 1, junk=False)
+        return folder
+
+    monkeypatch.setattr(course_images, "fetch", fake_fetch)
+    dataset, params_model = SETS["rock_paper_scissors"]
+    loader = course_images._make_loader(dataset)
+    ds = loader(params_model(image_size=16), LoadContext(tmp_path / "c"))
+    assert ds.info.num_classes == 3 and ds.info.input_shape == (16, 16, 3)
+    assert ds.train_size == 9 and len(collect(ds.validation)[1]) == 3
+    assert fetched == ["rps.zip", "rps-test-set.zip"]
+    loader(params_model(image_size=16), LoadContext(tmp_path / "c"))
+    assert fetched == ["rps.zip", "rps-test-set.zip"]  # unzipped folders reused, no get_file
+
+
+def test_named_dataset_accepts_unzipped_folders_side_by_side(tmp_path):
+    write_tree(tmp_path / "horse-or-human", classes=("a_red", "b_green"), junk=False)
+    write_tree(tmp_path / "validation-horse-or-human", classes=("a_red", "b_green"), count=2,
+               junk=False)
+    dataset, params_model = SETS["horses_or_humans"]
+    ds = course_images._make_loader(dataset)(
+        params_model(path=str(tmp_path), image_size=16), LoadContext(tmp_path / "c")
+    )
+    assert ds.train_size == 8 and len(collect(ds.validation)[1]) == 4
+
+
+def test_named_dataset_missing_path(tmp_path):
+    dataset, params_model = SETS["cats_vs_dogs"]
+    with pytest.raises(HarnessError, match="cats_and_dogs_filtered"):
+        course_images._make_loader(dataset)(
+            params_model(path=str(tmp_path / "nope")), LoadContext(tmp_path / "c")
+        )
+
+
+SHARED = {
+    # name: (folder in ../shared/data, classes, limit_per_class, expected train, validation)
+    "horses_or_humans": ("horse-or-human", 2, 10, 16, 4),
+    "rock_paper_scissors": ("rock-paper-scissors", 3, 6, 18, 18),
+    "cats_vs_dogs": ("cats-vs-dogs", 2, 6, 12, 12),
+    "malaria": ("malaria", 2, 6, 12, 12),
+    "fruits": ("fruits", 33, 2, 66, 66),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_named_datasets_on_shared_data(tmp_path, name):
+    folder, classes, limit, n_train, n_val = SHARED[name]
+    path = shared_data(folder)
+    dataset, params_model = SETS[name]
+    size = params_model().image_size
+    ds = course_images._make_loader(dataset)(
+        params_model(path=str(path), limit_per_class=limit), LoadContext(tmp_path, seed=1)
+    )
+    assert ds.info.num_classes == classes
+    assert ds.info.task == ("binary" if classes == 2 else "multiclass")
+    assert ds.info.input_shape == (size, size, 3)
+    assert ds.train_size == n_train
+    x, y = collect(ds.validation)
+    assert len(y) == n_val and x.shape[1:] == (size, size, 3)
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.1
+
+
+def test_image_folder_on_shared_cats_vs_dogs(tmp_path):
+    path = shared_data("cats-vs-dogs")
+    ds = load_image_folder(
+        params(path, image_size=[64, 48], color_mode="grayscale", limit_per_class=4),
+        LoadContext(tmp_path),
+    )
+    assert ds.info.class_names == ("cats", "dogs") and ds.info.input_shape == (64, 48, 1)
+    assert ds.train_size == 8 and len(collect(ds.validation)[1]) == 8
+
+
+def test_tiny_study_on_image_folder(tmp_path, write_study, run_study_in_process):
+    root = write_tree(tmp_path / "images", count=6)
+    study = write_study(
+        f"""
+        [study]
+        name = "tiny-images"
+        trials = 2
+        seed = 1
+        objective = "val_accuracy"
+
+        [dataset]
+        name = "image_folder"
+        path = "{root.as_posix()}"
+        image_size = {{choice = [16, 24]}}
+        validation_split = 0.34
+
+        [model]
+        name = "cnn"
+        conv_layers = 1
+        filters = 4
+        units = 8
+
+        [train]
+        epochs = 2
+        batch_size = 4
+        """
+    )
+    outcome = run_study_in_process(study)
+    table = outcome.table
+    assert len(table) == 2
+    assert (table["state"] == "complete").all(), table.get("fail_reason")
+    assert table["val_accuracy"].notna().all()
+    assert list((outcome.run_dir / "cache").glob("*/decoded-*/manifest.json"))

@@ -1,0 +1,322 @@
+"""Reliability: crash and resume, Ctrl-C, fault isolation, worker recycling, hostile input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.errors import HarnessError
+from harness.orchestrator import RunOptions, run_study
+from harness.plugins import load_plugins
+from harness.study import load_study
+
+PROBE = '''
+import os
+import time
+from pathlib import Path
+
+import harness
+from harness.workers import resident_memory_mb
+
+
+@harness.hookimpl
+def harness_trial_start(trial):
+    out = Path(os.environ["PROBE_DIR"]) / "trials.txt"
+    with open(out, "a") as handle:
+        handle.write(f"{trial.number} {os.getpid()} {resident_memory_mb():.1f}\\n")
+    if trial.number == int(os.environ.get("PROBE_HOLD", "-1")):
+        time.sleep(120)
+'''
+
+STUDY = """
+[study]
+name = "crash"
+trials = {trials}
+seed = 5
+
+[optuna]
+sampler = "random"
+pruner = "none"
+
+[dataset]
+name = "digits"
+limit = 200
+
+[model]
+name = "dense"
+units = {{int = [4, 32]}}
+
+[train]
+epochs = 1
+"""
+
+
+def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None):
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY.format(trials=trials))
+    probe = tmp_path / "probe.py"
+    probe.write_text(textwrap.dedent(PROBE))
+    env = {**os.environ, "PROBE_DIR": str(tmp_path), "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("PROBE_HOLD", None)
+    if hold is not None:
+        env["PROBE_HOLD"] = str(hold)
+    command = [
+        sys.executable, "-m", "harness", "run", str(study), "--runs-dir", str(tmp_path / "runs"),
+        "--plugin", str(probe), "--no-progress", *extra,
+    ]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+
+
+def _probe(tmp_path: Path) -> list[tuple[int, int, float]]:
+    path = tmp_path / "trials.txt"
+    if not path.exists():
+        return []
+    return [
+        (int(n), int(pid), float(rss))
+        for n, pid, rss in (line.split() for line in path.read_text().splitlines())
+    ]
+
+
+def _wait_for_trial(tmp_path: Path, number: int, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(n == number for n, _, _ in _probe(tmp_path)):
+            time.sleep(1.0)
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"trial {number} never started")
+
+
+def _table(tmp_path: Path) -> pd.DataFrame:
+    return pd.read_csv(tmp_path / "runs" / "crash" / "trials.csv").set_index("number")
+
+
+def test_sigkill_mid_trial_then_resume_keeps_finished_trials(tmp_path):
+    process = _start(tmp_path, 3, hold=2)
+    _wait_for_trial(tmp_path, 2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+    resumed = _start(tmp_path, 3)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    table = _table(tmp_path)
+    assert list(table.index) == [0, 1, 2] or sorted(table.index) == [0, 1, 2]
+    assert (table.loc[[0, 1], "state"] == "complete").all()
+    assert table.loc[2, "state"] == "failed"
+    assert "interrupted" in table.loc[2, "fail_reason"]
+    assert (tmp_path / "runs" / "crash" / "best.keras").is_file()
+
+    retried = _start(tmp_path, 3, "--retry-failed")
+    out, err = retried.communicate(timeout=300)
+    assert retried.returncode == 0, err[-3000:]
+    table = _table(tmp_path)
+    assert len(table) == 4
+    assert table.loc[3, "state"] == "complete"
+    assert table.loc[3, "model.units"] == table.loc[2, "model.units"], "same parameters re-run"
+    assert "(retried)" in table.loc[2, "fail_reason"]
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    process = _start(tmp_path, 3, hold=1)
+    _wait_for_trial(tmp_path, 1)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Resume with the same command" in err
+    assert "Traceback" not in err
+    table = _table(tmp_path)
+    assert table.loc[0, "state"] == "complete"
+
+
+def test_workers_are_recycled_and_memory_stays_bounded(tmp_path):
+    process = _start(tmp_path, 4, "--recycle-after", "2")
+    out, err = process.communicate(timeout=400)
+    assert process.returncode == 0, err[-3000:]
+    rows = _probe(tmp_path)
+    assert len(rows) == 4
+    pids = [pid for _, pid, _ in sorted(rows)]
+    assert len(set(pids)) == 2, "a fresh worker after every 2 trials"
+    by_pid: dict[int, list[float]] = {}
+    for _, pid, rss in sorted(rows):
+        by_pid.setdefault(pid, []).append(rss)
+    for samples in by_pid.values():
+        assert samples[-1] - samples[0] < 300, samples
+
+
+RAISING_MODEL = '''
+import harness
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: str = "ok"
+
+
+def build(params, info):
+    import keras
+    import tensorflow as tf
+    from harness.models import output_layer
+
+    if params.mode == "oom":
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+    if params.mode == "bug":
+        raise KeyError("a plugin bug")
+    inputs = keras.Input(info.input_shape)
+    return keras.Model(inputs, output_layer(info)(keras.layers.Flatten()(inputs)))
+
+
+@harness.hookimpl
+def harness_register_models(register):
+    register("fragile", build, params=Params)
+'''
+
+
+def _run_fragile(tmp_path, write_study, modes: list[str]):
+    plugin = tmp_path / "fragile.py"
+    plugin.write_text(RAISING_MODEL)
+    plugins = load_plugins([str(plugin)])
+    enqueue = "".join(f'\n[[enqueue]]\nmodel.mode = "{m}"\n' for m in modes)
+    study = write_study(
+        f"""
+[study]
+name = "fragile"
+trials = {len(modes)}
+[optuna]
+pruner = "none"
+[dataset]
+name = "digits"
+limit = 100
+[model]
+name = "fragile"
+mode = {{choice = ["ok", "oom", "bug"]}}
+[train]
+epochs = 1
+"""
+        + enqueue
+    )
+    spec = load_study(study, plugins)
+    return run_study(
+        spec, plugins, RunOptions(runs_dir=tmp_path / "runs", in_process=True, show_progress=False)
+    )
+
+
+def test_out_of_memory_and_plugin_bugs_fail_only_their_trial(tmp_path, write_study):
+    outcome = _run_fragile(tmp_path, write_study, ["oom", "bug", "ok"])
+    table = outcome.table.set_index("number")
+    assert table.loc[0, "state"] == "failed"
+    assert "out of memory" in table.loc[0, "fail_reason"]
+    assert "batch_size" in table.loc[0, "fail_reason"]
+    assert table.loc[1, "state"] == "failed" and "KeyError" in table.loc[1, "fail_reason"]
+    assert table.loc[2, "state"] == "complete"
+
+
+def test_study_where_every_trial_fails_ends_with_one_summary(tmp_path, write_study):
+    from harness.cli import summary
+
+    outcome = _run_fragile(tmp_path, write_study, ["oom", "oom"])
+    text = summary(outcome, outcome.spec)
+    assert "2 failed" in text
+    assert "every trial failed; most common reason: out of memory" in text
+
+
+def test_missing_dataset_path_is_refused_before_anything_is_written(tmp_path):
+    study = tmp_path / "s.toml"
+    study.write_text(
+        '[study]\nname = "nodata"\n[dataset]\nname = "digits"\n[model]\nname = "dense"\n'
+        .replace('name = "digits"', 'name = "csv_table"\npath = "missing/table.csv"\nlabel = "y"')
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", str(study), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "[dataset].path: missing/table.csv does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+# -- hostile study files: generated input never produces a traceback ---------------------
+
+KEYS = st.sampled_from(
+    ["study", "name", "trials", "dataset", "model", "train", "epochs", "units", "filters",
+     "dropout", "int", "float", "choice", "step", "log", "when", "objective", "direction",
+     "optuna", "sampler", "pruner", "augment", "callbacks", "threshold", "enqueue", "path",
+     "learning_rate", "batch_size", "conv_layers", "limit", "seed", "timeout", "x"]
+)
+SCALARS = st.one_of(
+    st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12), st.booleans(),
+    st.sampled_from(["digits", "dense", "cnn", "tpe", "val_accuracy", "../x", "a/b", "maximize",
+                     "units >= 2", "dense_layers >= 2"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+STUDY_TABLES = st.fixed_dictionaries(
+    {},
+    optional={
+        "study": st.dictionaries(KEYS, VALUES, max_size=5),
+        "dataset": st.dictionaries(KEYS, VALUES, max_size=4),
+        "model": st.dictionaries(KEYS, VALUES, max_size=5),
+        "train": st.dictionaries(KEYS, VALUES, max_size=4),
+        "optuna": st.dictionaries(KEYS, VALUES, max_size=3),
+        "callbacks": st.dictionaries(KEYS, VALUES, max_size=2),
+        "enqueue": st.lists(st.dictionaries(KEYS, VALUES, max_size=2), max_size=2),
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_plugins():
+    os.environ["HARNESS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        yield load_plugins()
+    finally:
+        os.environ.pop("HARNESS_DISABLE_PLUGIN_AUTOLOAD", None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tables=STUDY_TABLES)
+def test_generated_study_files_never_raise_a_traceback(tables, fuzz_plugins, tmp_path_factory):
+    base = {
+        "study": {"name": "fuzz"},
+        "dataset": {"name": "digits"},
+        "model": {"name": "dense"},
+    }
+    for key, value in tables.items():
+        base[key] = {**base[key], **value} if key in base and isinstance(value, dict) else value
+    path = tmp_path_factory.mktemp("fuzz") / "study.toml"
+    path.write_text(tomli_w.dumps(base))
+    try:
+        load_study(path, fuzz_plugins)
+    except HarnessError as exc:
+        assert str(path) in str(exc)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_is_a_clear_error(text, fuzz_plugins, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(HarnessError):
+        load_study(path, fuzz_plugins)
