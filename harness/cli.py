@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(worker)
     _add_set(worker)
     worker.add_argument("--storage", help="shared storage URL, e.g. postgresql://user@host/db")
+    worker.add_argument(
+        "--oracle",
+        metavar="HOST:PORT",
+        help="backend kerastuner: the chief's address (sets KERASTUNER_ORACLE_IP/PORT)",
+    )
     worker.add_argument("--workers", type=int, help="worker processes on this machine")
     worker.add_argument("--devices", help="GPUs to use: all (default), cpu, or e.g. 0,1")
     worker.add_argument("--trials", type=int, help="total trial budget of the shared study")
@@ -201,6 +206,8 @@ def cmd_worker(args) -> int:
     from harness.orchestrator import RunOptions, run_study
 
     plugins, spec = _load(args)
+    if spec.study.backend == "kerastuner":
+        return _kerastuner_worker(args, plugins, spec)
     storage = args.storage or spec.optuna.storage
     if not storage or "://" not in storage:
         raise HarnessError(
@@ -214,6 +221,42 @@ def cmd_worker(args) -> int:
         workers=args.workers,
         devices=args.devices,
         storage=storage,
+        extra_plugins=tuple(args.plugin),
+        show_progress=not args.no_progress,
+        overrides=_assignments(args),
+    )
+    outcome = run_study(spec, plugins, options)
+    print(summary(outcome, outcome.spec))
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
+def _kerastuner_worker(args, plugins, spec) -> int:
+    """``harness worker`` for a KerasTuner study: this machine's workers ask a running
+    chief (KerasTuner's own distributed mode) for trials."""
+    import socket
+
+    from harness.orchestrator import RunOptions, run_study
+
+    if args.oracle:
+        host, sep, port = args.oracle.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise HarnessError(f"--oracle {args.oracle!r}: expected HOST:PORT, e.g. 10.0.0.5:8000")
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    if not os.environ.get("KERASTUNER_ORACLE_IP") or not os.environ.get("KERASTUNER_ORACLE_PORT"):
+        raise HarnessError(
+            "harness worker joins a KerasTuner chief: pass --oracle HOST:PORT (the address "
+            "the chief's machine was started with: KERASTUNER_ORACLE_IP and "
+            "KERASTUNER_ORACLE_PORT set for `harness run STUDY --workers N`)"
+        )
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    if not tuner_id or "chief" in tuner_id:
+        os.environ["KERASTUNER_TUNER_ID"] = socket.gethostname().replace("chief", "host")
+    options = RunOptions(
+        runs_dir=args.runs_dir,
+        trials=args.trials,
+        workers=args.workers,
+        devices=args.devices,
+        storage=args.storage,
         extra_plugins=tuple(args.plugin),
         show_progress=not args.no_progress,
         overrides=_assignments(args),

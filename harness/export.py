@@ -2,7 +2,7 @@
 
 ``--format csv|json|parquet [--output PATH]`` writes the trial table (best
 first, the columns of ``trials.csv``). JSON is a list of one object per trial,
-missing values as ``null``. Parquet needs pyarrow (``pip install pyarrow``).
+missing values as ``null``. Parquet needs pyarrow (``pip install "harness[parquet]"``).
 
 ``--best-model PATH`` copies ``runs/<study>/best.keras`` to ``PATH`` (a
 ``.keras`` file) and writes its model card next to it (``PATH`` with a
@@ -289,18 +289,17 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
     import keras
 
     from harness.context import StudyContext, TrialContext
-    from harness.models import BuiltModel, check_output, loss_and_metrics, make_optimizer
     from harness.plugins import load_plugins
     from harness.study import load_study
     from harness.trial import (
         NullReporter,
-        _augmentation,
-        _fine_tune,
-        _fit,
-        _pipelines,
-        component_params,
+        augmentation_model,
+        build_model,
+        fine_tune,
+        fit_epochs,
         load_dataset,
         train_params,
+        training_pipelines,
     )
 
     study_file = meta.get("study_file")
@@ -323,29 +322,21 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
     try:
         train = train_params(params)
         dataset = load_dataset(context)
-        built = spec.model.component.function(component_params(spec.model, params), dataset.info)
-        built = built if isinstance(built, BuiltModel) else BuiltModel(built)
+        built = build_model(spec, params, dataset.info, train)
         model = built.model
-        check_output(model, dataset.info)
-        default_loss, default_metrics = loss_and_metrics(dataset.info)
-        model.compile(
-            optimizer=make_optimizer(train.optimizer, train.learning_rate, train.momentum),
-            loss=built.loss or default_loss,
-            metrics=built.metrics if built.metrics is not None else default_metrics,
-        )
         merged = dataset.train
         if dataset.validation is not None:
             merged = merged.concatenate(dataset.validation)
         full = replace(dataset, train=merged, validation=None)
-        train_ds, _ = _pipelines(full, train, _augmentation(context), seed)
+        train_ds, _ = training_pipelines(full, train, augmentation_model(context), seed)
         epochs = train.epochs
         ran = metrics.get("epochs_run")
         if built.fine_tune is None and ran and 0 < int(ran) < epochs:
             epochs = int(ran)  # a stopping callback ended the trial early
-        fitted = _fit(model, train_ds, None, train, epochs, [])
+        fitted = fit_epochs(model, train_ds, None, train, epochs, [])
         history = {k: [float(v) for v in vs] for k, vs in fitted.history.items()}
         if built.fine_tune is not None:
-            history = _fine_tune(model, built, train, train_ds, None, [], NullReporter(), history)
+            history = fine_tune(model, built, train, train_ds, None, [], NullReporter(), history)
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - one readable line for the CLI

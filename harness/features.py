@@ -167,7 +167,7 @@ def maybe_cached_features(
     """
     import tensorflow as tf
 
-    from harness.trial import _pipelines
+    from harness.trial import training_pipelines
 
     if not applies(built, trial):
         return None
@@ -190,7 +190,7 @@ def maybe_cached_features(
     features = Dataset(
         dataset.info, split("train"), split("validation"), train_size=dataset.train_size
     )
-    train_ds, val_ds = _pipelines(features, train, None, trial.study.spec.study.seed or 0)
+    train_ds, val_ds = training_pipelines(features, train, None, trial.study.spec.study.seed or 0)
     model = built.model
     metrics = built.metrics if built.metrics is not None else model.get_compile_config()["metrics"]
     # The full model's own optimizer: the head's variables are the full model's trainable

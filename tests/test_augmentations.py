@@ -98,14 +98,15 @@ def test_flip_touches_training_batches_only():
     import keras
 
     from harness.study import TrainParams
-    from harness.trial import _pipelines
+    from harness.trial import training_pipelines
 
     x = np.zeros((16, 4, 4, 1), "float32")
     x[:, :, 0, :] = 1.0  # a bright left column: a horizontal flip moves it right
     y = np.zeros(16, "int32")
     data = from_arrays(DatasetInfo("d", (4, 4, 1), "binary", num_classes=2), x, y, x, y)
     flip = keras.Sequential([keras.layers.RandomFlip("horizontal", seed=1)])
-    train_ds, val_ds = _pipelines(data, TrainParams(batch_size=8, shuffle_buffer=0), flip, 0)
+    settings = TrainParams(batch_size=8, shuffle_buffer=0)
+    train_ds, val_ds = training_pipelines(data, settings, flip, 0)
     train = np.concatenate([b for b, _ in train_ds.as_numpy_iterator()])
     val = np.concatenate([b for b, _ in val_ds.as_numpy_iterator()])
     np.testing.assert_array_equal(val, x)

@@ -337,3 +337,34 @@ def test_chief_with_one_worker_on_loopback_finishes_the_study(tmp_path, write_st
     assert table["val_accuracy"].between(0, 1).all()
     project = tmp_path / "runs" / "kt" / "kerastuner" / "kt"
     assert (project / "chief.json").is_file(), "the chief saved the oracle"
+
+
+def test_harness_worker_joins_a_kerastuner_chief(write_study, monkeypatch, capsys):
+    """``harness worker --oracle HOST:PORT`` names this machine's workers after the host
+    and points them at the chief; without an address it says what to pass."""
+    import harness.orchestrator
+    from harness import cli
+
+    for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        monkeypatch.setenv(name, "")  # recorded, so that what the CLI sets is undone after
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    path = write_study(study())
+    assert cli.main(["worker", str(path)]) == 2
+    assert "--oracle HOST:PORT" in capsys.readouterr().err
+    assert cli.main(["worker", str(path), "--oracle", "nohost"]) == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err
+
+    seen = {}
+
+    def fake_run_study(spec, plugins, options):
+        seen.update({k: os.environ[k] for k in os.environ if k.startswith("KERASTUNER_")})
+        seen["workers"] = options.workers
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.orchestrator, "run_study", fake_run_study)
+    assert cli.main(["worker", str(path), "--oracle", "10.0.0.5:8000", "--workers", "2"]) == 130
+    assert seen["KERASTUNER_ORACLE_IP"] == "10.0.0.5"
+    assert seen["KERASTUNER_ORACLE_PORT"] == "8000"
+    assert seen["KERASTUNER_TUNER_ID"] and "chief" not in seen["KERASTUNER_TUNER_ID"]
+    assert seen["workers"] == 2

@@ -304,7 +304,7 @@ def run_worker(
             log.info("worker %s above %s MB: recycling", worker, memory_limit_mb)
             break
         # StudyAborted is not caught: Optuna records the trial as failed and re-raises it.
-        study.optimize(objective, n_trials=1, catch=(_Failed,), gc_after_trial=True)
+        study.optimize(objective, n_trials=1, catch=(_Failed,), gc_after_trial=False)
         if surplus_seen:
             # Every remaining slot is held by a running trial of another worker.
             break
