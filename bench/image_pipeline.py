@@ -5,7 +5,7 @@ at 150x150 for 3 epochs, both ways, in one run:
 
 * harness: ``image_folder`` (decoded once into uint8 .npy files, then in-memory
   tf.data scaled in a parallel map), batched, shuffled and prefetched exactly
-  as the trial runner does (``harness.trial._pipelines``, batch 32). "cold" is the
+  as the trial runner does (``harness.trial.training_pipelines``, batch 32). "cold" is the
   first trial of a study (includes decoding into the cache); "warm" is every
   later trial or worker process (loads the decoded arrays from the cache).
 * course: ``tf_keras``' ``ImageDataGenerator(rescale=1/255).flow_from_directory``,
@@ -59,13 +59,13 @@ def harness_pass(data: Path, cache: Path, size: int, batch: int, epochs: int) ->
 
     from harness.data import LoadContext
     from harness.study import TrainParams
-    from harness.trial import _pipelines
+    from harness.trial import training_pipelines
 
     started = time.perf_counter()
     dataset = load_image_folder(
         ImageFolderParams(path=str(data), image_size=size), LoadContext(cache_dir=cache, seed=0)
     )
-    train_ds, _ = _pipelines(dataset, TrainParams(batch_size=batch), None, seed=0)
+    train_ds, _ = training_pipelines(dataset, TrainParams(batch_size=batch), None, seed=0)
     setup = time.perf_counter() - started
     times, seen = [], 0
     for _ in range(epochs):

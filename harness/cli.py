@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--backend", choices=("optuna", "kerastuner"), help="override [study].backend"
     )
-    run.add_argument("--recycle-after", type=int, help="restart a worker after N trials")
+    run.add_argument(
+        "--recycle-after", type=int, help="restart a worker after N trials (0: never)"
+    )
     run.add_argument(
         "--retry-failed", action="store_true",
         help="run the parameters of failed (e.g. interrupted) trials again",
@@ -168,10 +170,10 @@ def cmd_run(args) -> int:
     from harness.orchestrator import RunOptions, run_study
 
     plugins, spec = _load(args)
-    for flag in ("trials", "workers", "recycle_after"):
+    for flag, least in (("trials", 1), ("workers", 1), ("recycle_after", 0)):
         value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise HarnessError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+        if value is not None and value < least:
+            raise HarnessError(f"--{flag.replace('_', '-')} must be at least {least}, got {value}")
     options = RunOptions(
         runs_dir=args.runs_dir,
         trials=args.trials,

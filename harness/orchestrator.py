@@ -176,7 +176,7 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
             storage=storage,
             budget=budget,
             deadline=deadline,
-            max_trials=spec.study.recycle_after,
+            max_trials=spec.study.recycle_after or None,
             memory_limit_mb=spec.study.max_worker_memory_mb,
             slot=slot,
         )

@@ -315,3 +315,20 @@ def test_smoke_runs_one_short_trial(tmp_path, plugins):
     assert outcome.run_dir.name == "quickstart-smoke"
     assert len(outcome.table) == 1
     assert outcome.table.loc[0, "epochs_run"] == 1
+
+
+def test_resumed_and_recycled_workers_draw_new_parameters(write_study, run_study_in_process):
+    """Each worker process seeds its sampler apart from the others: a resumed (or
+    recycled, or parallel) worker must not replay the first worker's draws."""
+    from harness.backends.optuna import worker_seed
+
+    path = write_study(small(trials=3, sampler="random"))
+    run_study_in_process(path)
+    path.write_text(path.read_text().replace("trials = 3", "trials = 6"))
+    table = run_study_in_process(path).table
+    drawn = list(zip(table["model.units"], table["model.dropout"], strict=True))
+    assert len(table) == 6 and len(set(drawn)) == 6, drawn
+    assert worker_seed(3, "main", 0) == 3, "a fresh one-worker study keeps its seed"
+    seeds = {worker_seed(3, w, n) for w in ("w0", "w1") for n in (0, 10)}
+    assert len(seeds) == 4
+    assert worker_seed(None, "w1", 5) is None

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,24 @@ HOST = socket.gethostname()
 ENQUEUED_FLAG = "harness:enqueued"
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    """The sampler the study names, seeded with ``[study].seed``."""
-    name, seed = spec.optuna.sampler, spec.study.seed
+def worker_seed(seed: int | None, worker: str, trials_before: int) -> int | None:
+    """The sampler seed of one worker process.
+
+    Every worker process (parallel, recycled or resumed) gets its own seed, or
+    they would all draw the same parameter sequence; a fresh study's first
+    worker keeps ``[study].seed`` itself, so a one-worker study is reproducible.
+    """
+    if seed is None:
+        return None
+    if trials_before == 0 and worker in ("main", "w0"):
+        return seed
+    return zlib.crc32(f"{seed}:{worker}:{trials_before}".encode())
+
+
+def make_sampler(spec: StudySpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The sampler the study names, seeded with ``seed`` (default ``[study].seed``)."""
+    name = spec.optuna.sampler
+    seed = spec.study.seed if seed is None else seed
     startup = spec.optuna.startup_trials
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -253,6 +269,9 @@ def run_worker(
 
     spec = context.spec
     study = open_study(spec, make_storage(storage_url_))
+    waiting = (optuna.trial.TrialState.WAITING,)
+    before = len(study.get_trials(deepcopy=False)) - len(study.get_trials(False, states=waiting))
+    study.sampler = make_sampler(spec, worker_seed(spec.study.seed, worker, before))
     ran = 0
     surplus_seen = False
 
