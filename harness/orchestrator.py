@@ -118,6 +118,9 @@ def study_meta(spec: StudySpec, storage: str) -> dict[str, Any]:
 
 def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> StudyOutcome:
     """Run (or resume) a study until its budget or timeout; return the results table."""
+    from harness.quiet import start_tensorflow
+
+    start_tensorflow()  # lifecycle hooks in this process (e.g. TensorBoard's) use it
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -164,6 +164,7 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
     from harness.context import StudyContext
     from harness.orchestrator import apply_options
     from harness.plugins import load_plugins
+    from harness.quiet import start_tensorflow
     from harness.study import load_study
 
     try:
@@ -171,7 +172,7 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         spec = apply_options(
             load_study(job.study_path, plugins, job.options.overrides), job.options
         )
-        configure_tensorflow()
+        start_tensorflow(configure_tensorflow)
         context = StudyContext(spec, Path(job.options.runs_dir) / spec.name)
         ran = get_backend(spec).run_worker(
             context,

@@ -279,6 +279,8 @@ def test_quickstart_cli_end_to_end(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "best trial #" in run.stdout
+    for chatter in ("oneDNN custom operations", "absl::InitializeLog", "cuInit"):
+        assert chatter not in run.stderr, "TensorFlow's native start-up logs are silenced"
     show = subprocess.run(
         [
             sys.executable,
