@@ -279,6 +279,9 @@ def summary(outcome, spec) -> str:
         best = complete.iloc[0]
         values = ", ".join(f"{o.metric}={best[o.metric]:.4f}" for o in spec.objectives)
         lines.append(f"best trial #{int(best['number'])}: {values}")
+        baseline = _hand_picked_line(complete, best, spec)
+        if baseline:
+            lines.append(baseline)
     elif not table.empty:
         reasons = table["fail_reason"].dropna().value_counts()
         if not reasons.empty:
@@ -286,6 +289,18 @@ def summary(outcome, spec) -> str:
     lines.append(f"results: {outcome.run_dir}/trials.csv  (harness show {spec.name})")
     lines.append(f"tensorboard --logdir {outcome.run_dir}/tb")
     return "\n".join(lines)
+
+
+def _hand_picked_line(complete, best, spec) -> str | None:
+    """How the best trial compares with the study's first enqueued (hand-picked) trial."""
+    if not spec.enqueue or spec.multi_objective:
+        return None
+    first = complete[complete["number"] == 0]
+    if first.empty or int(best["number"]) == 0:
+        return "the hand-picked first trial (#0) is still the best" if not first.empty else None
+    metric = spec.objectives[0].metric
+    picked, found = float(first.iloc[0][metric]), float(best[metric])
+    return f"hand-picked trial #0: {metric}={picked:.4f}; the search found {found - picked:+.4f}"
 
 
 def cmd_validate(args) -> int:

@@ -279,6 +279,7 @@ def test_quickstart_cli_end_to_end(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "best trial #" in run.stdout
+    assert "hand-picked" in run.stdout, "the summary compares the best with trial #0"
     for chatter in ("oneDNN custom operations", "absl::InitializeLog", "cuInit"):
         assert chatter not in run.stderr, "TensorFlow's native start-up logs are silenced"
     show = subprocess.run(
@@ -334,3 +335,21 @@ def test_resumed_and_recycled_workers_draw_new_parameters(write_study, run_study
     seeds = {worker_seed(3, w, n) for w in ("w0", "w1") for n in (0, 10)}
     assert len(seeds) == 4
     assert worker_seed(None, "w1", 5) is None
+
+
+def test_summary_compares_the_best_trial_with_the_hand_picked_one(tmp_path, plugins):
+    from types import SimpleNamespace
+
+    from harness.cli import summary
+    from harness.study import load_study
+
+    spec = load_study(REPO / "studies" / "quickstart.toml", plugins)
+    table = pd.DataFrame(
+        {"number": [3, 0, 1], "state": ["complete"] * 3, "val_accuracy": [0.97, 0.9, 0.5],
+         "fail_reason": [None] * 3}
+    )
+    text = summary(SimpleNamespace(table=table, run_dir=tmp_path), spec)
+    assert "best trial #3: val_accuracy=0.9700" in text
+    assert "hand-picked trial #0: val_accuracy=0.9000; the search found +0.0700" in text
+    text = summary(SimpleNamespace(table=table.iloc[1:], run_dir=tmp_path), spec)
+    assert "hand-picked first trial (#0) is still the best" in text
