@@ -298,9 +298,17 @@ def _hand_picked_line(complete, best, spec) -> str | None:
     first = complete[complete["number"] == 0]
     if first.empty or int(best["number"]) == 0:
         return "the hand-picked first trial (#0) is still the best" if not first.empty else None
-    metric = spec.objectives[0].metric
-    picked, found = float(first.iloc[0][metric]), float(best[metric])
-    return f"hand-picked trial #0: {metric}={picked:.4f}; the search found {found - picked:+.4f}"
+    objective = spec.objectives[0]
+    picked, found = float(first.iloc[0][objective.metric]), float(best[objective.metric])
+    gain = found - picked if objective.direction == "maximize" else picked - found
+    return (
+        f"hand-picked trial #0: {objective.metric}={_number(picked)}; "
+        f"the search's best is better by {_number(gain)}"
+    )
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
 
 
 def cmd_validate(args) -> int:

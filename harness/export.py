@@ -76,6 +76,10 @@ def cmd_export(args) -> int:
     if args.retrain and args.best_model is None:
         raise HarnessError("--retrain applies to --best-model PATH.keras; give that too")
     run_dir = resolve_run_dir(args.target, args.runs_dir)
+    if args.best_model is not None:
+        from harness.quiet import start_tensorflow
+
+        start_tensorflow()
     if args.format is not None:
         name = read_meta(run_dir).get("name") or run_dir.name
         output = args.output or Path(f"{name}-trials.{args.format}")

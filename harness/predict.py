@@ -96,8 +96,11 @@ def add_parser(subparsers, add_common) -> None:
 
 def run(args) -> int:
     """The ``predict`` command."""
+    from harness.quiet import start_tensorflow
+
     if args.top < 1:
         raise HarnessError(f"--top must be at least 1, got {args.top}")
+    start_tensorflow()
     if args.pretrained:
         return predict_pretrained(args.pretrained, [Path(p) for p in args.paths], args)
     if not args.paths:
