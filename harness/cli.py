@@ -205,8 +205,6 @@ def cmd_run(args) -> int:
 
 def cmd_worker(args) -> int:
     """``harness worker STUDY --storage URL``: this machine's workers join a shared study."""
-    from harness.orchestrator import RunOptions, run_study
-
     plugins, spec = _load(args)
     if spec.study.backend == "kerastuner":
         return _kerastuner_worker(args, plugins, spec)
@@ -217,27 +215,13 @@ def cmd_worker(args) -> int:
             "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine) or set "
             "[optuna].storage"
         )
-    options = RunOptions(
-        runs_dir=args.runs_dir,
-        trials=args.trials,
-        workers=args.workers,
-        devices=args.devices,
-        storage=storage,
-        extra_plugins=tuple(args.plugin),
-        show_progress=not args.no_progress,
-        overrides=_assignments(args),
-    )
-    outcome = run_study(spec, plugins, options)
-    print(summary(outcome, outcome.spec))
-    return EXIT_INTERRUPTED if outcome.interrupted else 0
+    return _join_study(args, plugins, spec, storage)
 
 
 def _kerastuner_worker(args, plugins, spec) -> int:
     """``harness worker`` for a KerasTuner study: this machine's workers ask a running
     chief (KerasTuner's own distributed mode) for trials."""
     import socket
-
-    from harness.orchestrator import RunOptions, run_study
 
     if args.oracle:
         host, sep, port = args.oracle.rpartition(":")
@@ -253,12 +237,19 @@ def _kerastuner_worker(args, plugins, spec) -> int:
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
     if not tuner_id or "chief" in tuner_id:
         os.environ["KERASTUNER_TUNER_ID"] = socket.gethostname().replace("chief", "host")
+    return _join_study(args, plugins, spec, args.storage)
+
+
+def _join_study(args, plugins, spec, storage: str | None) -> int:
+    """Run this machine's workers of a study that others share (``harness worker``)."""
+    from harness.orchestrator import RunOptions, run_study
+
     options = RunOptions(
         runs_dir=args.runs_dir,
         trials=args.trials,
         workers=args.workers,
         devices=args.devices,
-        storage=args.storage,
+        storage=storage,
         extra_plugins=tuple(args.plugin),
         show_progress=not args.no_progress,
         overrides=_assignments(args),
