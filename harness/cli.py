@@ -284,7 +284,7 @@ def summary(outcome, spec) -> str:
 
 def _hand_picked_line(complete, best, spec) -> str | None:
     """How the best trial compares with the study's first enqueued (hand-picked) trial."""
-    if not spec.enqueue or spec.multi_objective:
+    if not spec.enqueue or spec.multi_objective or len(complete) < 2:
         return None
     first = complete[complete["number"] == 0]
     if first.empty or int(best["number"]) == 0:
