@@ -125,10 +125,7 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
     run_dir = options.runs_dir / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)
     backend = get_backend(spec)
-    if options.retry_failed:
-        storage = backend.prepare(spec, run_dir, options.storage, retry=True)
-    else:
-        storage = backend.prepare(spec, run_dir, options.storage)
+    storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
     write_meta(run_dir, study_meta(spec, storage))
     context = StudyContext(spec, run_dir)
     plugins.study_start(context)

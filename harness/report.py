@@ -305,8 +305,8 @@ def _cast(value: Any, distribution) -> Any:
 def rebuild_study(data: ReportData):
     """An in-memory Optuna study of the completed trials, numbered as in the table.
 
-    Trials that did not complete become empty FAIL placeholders, so trial numbers
-    match the table's and Optuna's plots ignore them.
+    Each trial that did not complete is added as a FAIL trial without parameters:
+    the trial numbers then match the table's, and Optuna's plots leave those out.
     """
     import optuna
 

@@ -356,8 +356,9 @@ def apply_assignments(raw: dict[str, Any], assignments: dict[str, Any]) -> dict[
     A key set this way is also dropped from the ``[[enqueue]]`` trials: the
     command line decides its value for every trial.
     """
+    enqueued = raw.get("enqueue")
     for key in assignments:
-        for trial in raw.get("enqueue", []) if isinstance(raw.get("enqueue"), list) else []:
+        for trial in enqueued if isinstance(enqueued, list) else []:
             _drop_key(trial, key.split("."))
     for key, value in assignments.items():
         *tables, last = key.split(".")

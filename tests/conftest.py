@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -12,6 +13,53 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+#: The plugin file subprocess tests pass with --plugin (see read_probe).
+TRIAL_PROBE = Path(__file__).with_name("trial_probe.py")
+
+#: A quick study for subprocess tests: tiny dense models on 200 digits, one epoch.
+PROBE_STUDY = """
+[study]
+name = "{name}"
+trials = {trials}
+seed = {seed}
+
+[optuna]
+sampler = "random"
+pruner = "none"
+
+[dataset]
+name = "digits"
+limit = 200
+
+[model]
+name = "dense"
+units = {{int = [4, 32]}}
+
+[train]
+epochs = 1
+"""
+
+
+class ProbeLine(NamedTuple):
+    """One trial start as tests/trial_probe.py recorded it."""
+
+    number: int
+    pid: int
+    rss_mb: float
+    device: str
+
+
+def read_probe(folder: Path) -> list[ProbeLine]:
+    """The trial starts recorded under ``folder`` (the PROBE_DIR), in order."""
+    path = folder / "trials.txt"
+    if not path.exists():
+        return []
+    return [
+        ProbeLine(int(number), int(pid), float(rss), device)
+        for number, pid, rss, device in (
+            line.split(" ", 3) for line in path.read_text().splitlines()
+        )
+    ]
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import tomli_w
+from conftest import PROBE_STUDY, TRIAL_PROBE, read_probe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,59 +21,17 @@ from harness.orchestrator import RunOptions, run_study
 from harness.plugins import load_plugins
 from harness.study import load_study
 
-PROBE = '''
-import os
-import time
-from pathlib import Path
-
-import harness
-from harness.workers import resident_memory_mb
-
-
-@harness.hookimpl
-def harness_trial_start(trial):
-    out = Path(os.environ["PROBE_DIR"]) / "trials.txt"
-    with open(out, "a") as handle:
-        handle.write(f"{trial.number} {os.getpid()} {resident_memory_mb():.1f}\\n")
-    if trial.number == int(os.environ.get("PROBE_HOLD", "-1")):
-        time.sleep(120)
-'''
-
-STUDY = """
-[study]
-name = "crash"
-trials = {trials}
-seed = 5
-
-[optuna]
-sampler = "random"
-pruner = "none"
-
-[dataset]
-name = "digits"
-limit = 200
-
-[model]
-name = "dense"
-units = {{int = [4, 32]}}
-
-[train]
-epochs = 1
-"""
-
 
 def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None):
     study = tmp_path / "study.toml"
-    study.write_text(STUDY.format(trials=trials))
-    probe = tmp_path / "probe.py"
-    probe.write_text(textwrap.dedent(PROBE))
+    study.write_text(PROBE_STUDY.format(name="crash", trials=trials, seed=5))
     env = {**os.environ, "PROBE_DIR": str(tmp_path), "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env.pop("PROBE_HOLD", None)
     if hold is not None:
         env["PROBE_HOLD"] = str(hold)
     command = [
         sys.executable, "-m", "harness", "run", str(study), "--runs-dir", str(tmp_path / "runs"),
-        "--plugin", str(probe), "--no-progress", *extra,
+        "--plugin", str(TRIAL_PROBE), "--no-progress", *extra,
     ]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -81,20 +39,10 @@ def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None):
     )
 
 
-def _probe(tmp_path: Path) -> list[tuple[int, int, float]]:
-    path = tmp_path / "trials.txt"
-    if not path.exists():
-        return []
-    return [
-        (int(n), int(pid), float(rss))
-        for n, pid, rss in (line.split() for line in path.read_text().splitlines())
-    ]
-
-
 def _wait_for_trial(tmp_path: Path, number: int, timeout: float = 240) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(n == number for n, _, _ in _probe(tmp_path)):
+        if any(line.number == number for line in read_probe(tmp_path)):
             time.sleep(1.0)
             return
         time.sleep(0.5)
@@ -147,13 +95,13 @@ def test_workers_are_recycled_and_memory_stays_bounded(tmp_path):
     process = _start(tmp_path, 4, "--recycle-after", "2")
     out, err = process.communicate(timeout=400)
     assert process.returncode == 0, err[-3000:]
-    rows = _probe(tmp_path)
+    rows = sorted(read_probe(tmp_path))
     assert len(rows) == 4
-    pids = [pid for _, pid, _ in sorted(rows)]
+    pids = [line.pid for line in rows]
     assert len(set(pids)) == 2, "a fresh worker after every 2 trials"
     by_pid: dict[int, list[float]] = {}
-    for _, pid, rss in sorted(rows):
-        by_pid.setdefault(pid, []).append(rss)
+    for line in rows:
+        by_pid.setdefault(line.pid, []).append(line.rss_mb)
     for samples in by_pid.values():
         assert samples[-1] - samples[0] < 300, samples
 

@@ -6,59 +6,16 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PROBE_STUDY, TRIAL_PROBE, read_probe
 
 from harness.workers import parse_devices, plan_workers
 
 POSTGRES_URL = os.environ.get("HARNESS_TEST_POSTGRES_URL")
-
-#: A plugin that records, per trial, the worker's pid and CUDA_VISIBLE_DEVICES, and can
-#: hold trial 0 for a while so that a test can kill its worker mid-trial.
-PROBE = '''
-import os
-import time
-from pathlib import Path
-
-import harness
-
-
-@harness.hookimpl
-def harness_trial_start(trial):
-    out = Path(os.environ["PROBE_DIR"])
-    line = f"{trial.number} {os.getpid()} {os.environ.get('CUDA_VISIBLE_DEVICES')!r}\\n"
-    with open(out / "trials.txt", "a") as handle:
-        handle.write(line)
-    if trial.number == int(os.environ.get("PROBE_HOLD", "-1")):
-        time.sleep(120)
-'''
-
-STUDY = """
-[study]
-name = "{name}"
-trials = {trials}
-seed = 1
-
-[optuna]
-sampler = "random"
-pruner = "none"
-
-[dataset]
-name = "digits"
-limit = 200
-
-[model]
-name = "dense"
-units = {{int = [4, 16]}}
-
-[train]
-epochs = 1
-"""
-
 
 def test_devices_are_assigned_round_robin_with_one_gpu_each():
     slots = plan_workers(3, ["0", "1"])
@@ -86,9 +43,7 @@ def test_devices_option():
 
 def _run(tmp_path: Path, trials: int, workers: int, *extra: str, env_extra=None, wait=True):
     study = tmp_path / "study.toml"
-    study.write_text(STUDY.format(name="spread", trials=trials))
-    probe = tmp_path / "probe.py"
-    probe.write_text(textwrap.dedent(PROBE))
+    study.write_text(PROBE_STUDY.format(name="spread", trials=trials, seed=1))
     env = {
         **os.environ,
         "PROBE_DIR": str(tmp_path),
@@ -97,7 +52,7 @@ def _run(tmp_path: Path, trials: int, workers: int, *extra: str, env_extra=None,
     }
     command = [
         sys.executable, "-m", "harness", "run", str(study), "--workers", str(workers),
-        "--runs-dir", str(tmp_path / "runs"), "--plugin", str(probe), "--no-progress", *extra,
+        "--runs-dir", str(tmp_path / "runs"), "--plugin", str(TRIAL_PROBE), "--no-progress", *extra,
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
@@ -106,17 +61,6 @@ def _run(tmp_path: Path, trials: int, workers: int, *extra: str, env_extra=None,
     out, err = process.communicate(timeout=500)
     assert process.returncode == 0, err[-3000:]
     return pd.read_csv(tmp_path / "runs" / "spread" / "trials.csv")
-
-
-def _probe_lines(tmp_path: Path) -> list[tuple[int, int, str]]:
-    path = tmp_path / "trials.txt"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        number, pid, device = line.split(" ", 2)
-        rows.append((int(number), int(pid), device))
-    return rows
 
 
 def test_three_workers_meet_the_exact_budget_each_on_its_own_device(tmp_path):
@@ -130,7 +74,7 @@ def test_three_workers_meet_the_exact_budget_each_on_its_own_device(tmp_path):
     expected = {"w0": "gpu:0", "w1": "gpu:1", "w2": "gpu:0"}
     for worker, devices in by_worker.items():
         assert list(devices) == [expected[worker]]
-    seen = {device for _, _, device in _probe_lines(tmp_path)}
+    seen = {line.device for line in read_probe(tmp_path)}
     assert seen <= {"'0'", "'1'"} and len(seen) == 2, "each process saw only its own device"
 
 
@@ -139,7 +83,7 @@ def test_killed_worker_fails_its_trial_and_the_others_finish(tmp_path):
     deadline = time.time() + 200
     victim = None
     while time.time() < deadline and victim is None:
-        victim = next((pid for number, pid, _ in _probe_lines(tmp_path) if number == 0), None)
+        victim = next((line.pid for line in read_probe(tmp_path) if line.number == 0), None)
         time.sleep(0.5)
     assert victim is not None, "trial 0 never started"
     os.kill(victim, signal.SIGKILL)
@@ -168,7 +112,7 @@ def test_postgresql_storage_shared_by_two_workers(tmp_path):
 
     name = f"spread-{os.getpid()}-{int(time.time())}"
     study = tmp_path / "study.toml"
-    study.write_text(STUDY.format(name=name, trials=4))
+    study.write_text(PROBE_STUDY.format(name=name, trials=4, seed=1))
     env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "harness", "worker", str(study), "--storage", POSTGRES_URL,

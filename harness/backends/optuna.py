@@ -269,8 +269,8 @@ def run_worker(
 
     spec = context.spec
     study = open_study(spec, make_storage(storage_url_))
-    waiting = (optuna.trial.TrialState.WAITING,)
-    before = len(study.get_trials(deepcopy=False)) - len(study.get_trials(False, states=waiting))
+    waiting = optuna.trial.TrialState.WAITING
+    before = sum(t.state != waiting for t in study.get_trials(deepcopy=False))
     study.sampler = make_sampler(spec, worker_seed(spec.study.seed, worker, before))
     ran = 0
     surplus_seen = False
