@@ -26,7 +26,9 @@ from harness.study import StudySpec
 from harness.workers import (
     EXIT_RECYCLE,
     WorkerJob,
+    configure_tensorflow,
     discover_gpus,
+    keep_off_gpus,
     parse_devices,
     plan_workers,
     start_worker,
@@ -120,7 +122,9 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
     """Run (or resume) a study until its budget or timeout; return the results table."""
     from harness.quiet import start_tensorflow
 
-    start_tensorflow()  # lifecycle hooks in this process (e.g. TensorBoard's) use it
+    # Lifecycle hooks in this process (e.g. TensorBoard's) use TensorFlow; only an
+    # in-process run trains here, so otherwise the GPUs stay the workers'.
+    start_tensorflow(configure_tensorflow if options.in_process else keep_off_gpus)
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,20 @@ def configure_tensorflow() -> None:
             pass
 
 
+def keep_off_gpus() -> None:
+    """For the orchestrating process, which never trains: leave every GPU to the workers.
+
+    Its lifecycle hooks (TensorBoard's HParams config) start TensorFlow, which would
+    otherwise claim memory on every visible GPU before the workers start.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow's runtime already started in this process
+        pass
+
+
 @dataclass
 class WorkerJob:
     """Everything a worker process needs, picklable (no TensorFlow objects)."""

@@ -126,3 +126,27 @@ def test_postgresql_storage_shared_by_two_workers(tmp_path):
     stored = optuna.load_study(study_name=name, storage=POSTGRES_URL)
     assert len([t for t in stored.trials if t.state.is_finished()]) >= 4
     optuna.delete_study(study_name=name, storage=POSTGRES_URL)
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_orchestrating_process_leaves_the_gpus_to_its_workers(
+    in_process, monkeypatch, plugins, write_study
+):
+    """Only an in-process run trains in the orchestrating process; otherwise it hides the
+    GPUs from its own TensorFlow before any lifecycle hook can start it."""
+    import harness.quiet
+    from harness.orchestrator import RunOptions, run_study
+    from harness.study import load_study
+    from harness.workers import configure_tensorflow, keep_off_gpus
+
+    class Started(Exception):
+        pass
+
+    def record(configure=None):
+        raise Started(configure)
+
+    monkeypatch.setattr(harness.quiet, "start_tensorflow", record)
+    spec = load_study(write_study(PROBE_STUDY.format(name="gpus", trials=1, seed=1)), plugins)
+    with pytest.raises(Started) as started:
+        run_study(spec, plugins, RunOptions(in_process=in_process, show_progress=False))
+    assert started.value.args[0] is (configure_tensorflow if in_process else keep_off_gpus)
