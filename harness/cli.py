@@ -287,8 +287,10 @@ def _hand_picked_line(complete, best, spec) -> str | None:
     if not spec.enqueue or spec.multi_objective or len(complete) < 2:
         return None
     first = complete[complete["number"] == 0]
-    if first.empty or int(best["number"]) == 0:
-        return "the hand-picked first trial (#0) is still the best" if not first.empty else None
+    if first.empty:
+        return None
+    if int(best["number"]) == 0:
+        return "the hand-picked first trial (#0) is still the best"
     objective = spec.objectives[0]
     picked, found = float(first.iloc[0][objective.metric]), float(best[objective.metric])
     gain = found - picked if objective.direction == "maximize" else picked - found
