@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
+import shlex
 import sys
-import warnings
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.logs import configure_logging
 
 #: Modules adding more subcommands. Each defines ``add_parser(subparsers, add_common)``
 #: which adds its parser and sets ``handler`` with ``set_defaults``; a module must not
@@ -106,7 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("target", help="study name (under --runs-dir) or run directory")
     show.add_argument("--top", type=int, help="only the N best trials")
     show.add_argument("--all-columns", action="store_true", help="every metric column too")
+    show.add_argument(
+        "--watch", action="store_true", help="refresh every few seconds until the study ends"
+    )
     _add_common(show)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="measure the best trial(s) once on the test split"
+    )
+    evaluate.add_argument("target", help="study name (under --runs-dir) or run directory")
+    evaluate.add_argument(
+        "--top", type=int, default=1, help="the N best trials (their models must be kept)"
+    )
+    _add_common(evaluate)
 
     plugins = sub.add_parser("plugins", help="list registered plugins by family")
     _add_common(plugins)
@@ -116,19 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging() -> None:
-    """Quiet TensorFlow's and Optuna's start-up chatter; keep warnings that matter."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-    warnings.filterwarnings("ignore", message=".*is deprecated and will be removed.*")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit with code 2."""
     configure_logging()
     args = build_parser().parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)
     try:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)
@@ -141,11 +145,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args):
+    """Plugins and the validated study, its data checked by the dataset plugin's ``check``
+    (before anything is written)."""
     from harness.plugins import load_plugins
-    from harness.study import load_study
+    from harness.study import check_data, load_study
 
     plugins = load_plugins(args.plugin)
-    return plugins, load_study(args.study, plugins, _assignments(args))
+    spec = load_study(args.study, plugins, _assignments(args))
+    check_data(spec)
+    return plugins, spec
 
 
 def _assignments(args) -> dict:
@@ -195,12 +203,16 @@ def cmd_run(args) -> int:
     print(summary(outcome, outcome.spec))
     if outcome.interrupted:
         print(
-            f"stopped; finished trials are saved. Resume with the same command: "
-            f"harness run {args.study}",
+            "stopped; finished trials are saved and the interrupted one will run again. "
+            f"Resume with: {resume_command(args)}",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
-    return 0
+    return outcome.exit_code
+
+
+def resume_command(args) -> str:
+    """The command line that was run, every argument kept and shell-quoted."""
+    return shlex.join(["harness", *args.command_line])
 
 
 def cmd_worker(args) -> int:
@@ -256,15 +268,16 @@ def _join_study(args, plugins, spec, storage: str | None) -> int:
     )
     outcome = run_study(spec, plugins, options)
     print(summary(outcome, outcome.spec))
-    return EXIT_INTERRUPTED if outcome.interrupted else 0
+    if outcome.interrupted:
+        print(f"stopped; join again with: {resume_command(args)}", file=sys.stderr)
+    return outcome.exit_code
 
 
 def summary(outcome, spec) -> str:
-    """A few lines on how the study went: counts, best value, where the files are."""
+    """A few lines on how the study went: counts, best value, test figure, where the files
+    are."""
     table = outcome.table
-    counts = table["state"].value_counts().to_dict() if not table.empty else {}
-    parts = [f"{n} {state}" for state, n in sorted(counts.items())]
-    lines = [f"study {spec.name}: {', '.join(parts) or 'no trials'}"]
+    lines = [f"study {spec.name}: {_counts(table, spec.study.trials)}"]
     complete = table[table["state"] == "complete"] if not table.empty else table
     if not complete.empty:
         best = complete.iloc[0]
@@ -273,6 +286,7 @@ def summary(outcome, spec) -> str:
         baseline = _hand_picked_line(complete, best, spec)
         if baseline:
             lines.append(baseline)
+        lines.extend(_test_lines(outcome, spec))
     elif not table.empty:
         reasons = table["fail_reason"].dropna().value_counts()
         if not reasons.empty:
@@ -280,6 +294,43 @@ def summary(outcome, spec) -> str:
     lines.append(f"results: {outcome.run_dir}/trials.csv  (harness show {spec.name})")
     lines.append(f"tensorboard --logdir {outcome.run_dir}/tb")
     return "\n".join(lines)
+
+
+def _counts(table, budget: int) -> str:
+    """``8 of 8 trials finished (5 complete, 2 pruned, 1 failed); 1 interrupted, re-run``."""
+    if table.empty:
+        return "no trials"
+    counted = table["counted"].fillna(True).astype(bool) if "counted" in table else None
+    finished_states = table["state"].isin(["complete", "pruned", "failed"])
+    mine = table[finished_states & counted] if counted is not None else table[finished_states]
+    states = mine["state"].value_counts().to_dict()
+    parts = [f"{states[s]} {s}" for s in ("complete", "pruned", "failed") if s in states]
+    text = f"{len(mine)} of {budget} trials finished ({', '.join(parts) or 'none'})"
+    if counted is not None:
+        skipped = int((finished_states & ~counted).sum())
+        if skipped:
+            text += f"; {skipped} interrupted or replaced, not counted"
+    running = int((table["state"] == "running").sum())
+    if running:
+        text += f"; {running} still running"
+    return text
+
+
+def _test_lines(outcome, spec) -> list[str]:
+    """The test-split figures of the measured trial(s), and whether they are unbiased."""
+    from harness.evaluate import test_note
+
+    tested = getattr(outcome, "tested", None)
+    if not tested:
+        return []
+    lines = []
+    for number, metrics in sorted(tested.items()):
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+        lines.append(f"test split, trial #{number}: {shown}")
+    note = test_note(outcome.run_dir) or ""
+    if "optimistic" in note:
+        lines.append(f"warning: {note}")
+    return lines
 
 
 def _hand_picked_line(complete, best, spec) -> str | None:
@@ -319,26 +370,87 @@ def cmd_validate(args) -> int:
 
 
 def cmd_show(args) -> int:
-    """``harness show STUDY``: the trial table, best first."""
-    import pandas as pd
+    """``harness show STUDY``: the trial table, best first, read from the study's storage
+    (so it is current while the study runs, on this machine or another)."""
+    import time
 
-    from harness.results import read_meta, read_table, resolve_run_dir
+    from harness.results import resolve_run_dir
+    from harness.show import study_ended, study_table
 
     run_dir = resolve_run_dir(args.target, args.runs_dir)
-    table = read_table(run_dir)
+    if not args.watch:
+        print(_show_text(run_dir, study_table(run_dir), args))
+        return 0
+    while True:
+        table = study_table(run_dir)
+        if sys.stdout.isatty():
+            print("\x1b[2J\x1b[H", end="")
+        print(_show_text(run_dir, table, args), flush=True)
+        if study_ended(run_dir, table):
+            return 0
+        time.sleep(2.0)
+
+
+def _show_text(run_dir, table, args) -> str:
+    import pandas as pd
+
+    from harness.results import read_meta
+
     meta = read_meta(run_dir)
+    header = f"study {meta.get('name', run_dir.name)}: {_counts(table, meta.get('trials', 0))}"
     if not args.all_columns and meta:
         keep = ["number", "state"]
         keep += [o["metric"] for o in meta.get("objectives", [])]
+        keep += [c for c in table.columns if str(c).startswith("test_")]
         keep += [c for c in table.columns if c in meta.get("searched", {})]
-        keep += ["duration_s", "device", "fail_reason"]
+        keep += ["duration_s", "device", "retry_of", "fail_reason"]
         table = table[[c for c in keep if c in table.columns]]
+        if "retry_of" in table and table["retry_of"].isna().all():
+            table = table.drop(columns="retry_of")
     if args.top:
         table = table.head(args.top)
     with pd.option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
     ):
-        print(table.to_string(index=False))
+        body = table.to_string(index=False) if not table.empty else "(no trials yet)"
+    return f"{header}\n{body}"
+
+
+def cmd_evaluate(args) -> int:
+    """``harness evaluate STUDY [--top K]``: the best trial(s) measured on the test split."""
+    from harness.evaluate import chosen_trials, evaluate_trials
+    from harness.plugins import load_plugins
+    from harness.quiet import start_tensorflow
+    from harness.results import read_meta, resolve_run_dir, write_results
+    from harness.show import study_table
+    from harness.study import load_study
+    from harness.workers import configure_tensorflow
+
+    if args.top < 1:
+        raise HarnessError(f"--top must be at least 1, got {args.top}")
+    run_dir = resolve_run_dir(args.target, args.runs_dir)
+    meta = read_meta(run_dir)
+    study_file = meta.get("study_file")
+    if not study_file or not Path(study_file).is_file():
+        raise HarnessError(
+            f"{run_dir}/study.json names the study file {study_file!r}, which is gone; "
+            "restore it to evaluate (its dataset table says where the test split is)"
+        )
+    plugins = load_plugins(args.plugin)
+    spec = load_study(study_file, plugins, meta.get("overrides") or {})
+    table = study_table(run_dir)
+    numbers = chosen_trials(table, meta.get("objectives", []), args.top)
+    if not numbers:
+        raise HarnessError(f"{run_dir}: no complete trial to evaluate yet")
+    start_tensorflow(configure_tensorflow)
+    tested = evaluate_trials(spec, plugins, run_dir, numbers)
+    write_results(run_dir, study_table(run_dir), meta.get("objectives", []))
+    if not tested:
+        print("nothing was evaluated (see the warnings above)")
+        return 1
+    for number, metrics in sorted(tested.items()):
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+        print(f"trial #{number}: {shown}")
     return 0
 
 
@@ -367,6 +479,7 @@ def _lifecycle(plugins):
         "harness_trial_start",
         "harness_trial_callbacks",
         "harness_trial_end",
+        "harness_test_evaluated",
         "harness_study_end",
     )
     found: dict[str, list[str]] = {}
@@ -381,6 +494,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "validate": cmd_validate,
     "show": cmd_show,
+    "evaluate": cmd_evaluate,
     "plugins": cmd_plugins,
 }
 

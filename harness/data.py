@@ -77,6 +77,75 @@ def split_arrays(
     return x[train], y[train], x[val], y[val]
 
 
+#: Where a loader's validation rows come from, recorded as ``preprocessing["validation_source"]``:
+#: "train" (held out from, or equal to, the training data), "validation" (a dedicated
+#: validation split, folder or file) or "test" (the test split: selection on it is biased).
+VALIDATION_SOURCES: tuple[str, ...] = ("train", "validation", "test")
+
+
+def stratified_split(
+    labels: np.ndarray, validation_split: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, validation)``: ``validation_split`` of each class, seeded.
+
+    Each class holds out its exact share rounded down; then the classes with the
+    largest remainders (ties broken with ``seed``) are rounded up until the total
+    is ``round(len(labels) * validation_split)``. So every class's validation
+    count is its share rounded down or up. A class with at least 2 rows keeps at
+    least one row in each part (on tiny data that can hold out a few rows more);
+    a class of one row stays in training, unless every class has a single row,
+    when whole rows are held out at random (nothing else could validate). Which
+    rows of a class validate is chosen with ``seed``: the same seed gives the
+    same split. Both index arrays are sorted; ``validation_split = 0`` holds out
+    nothing.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError("validation_split must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    held = np.zeros(len(classes), dtype=np.int64)
+    if validation_split > 0 and len(labels):
+        total = max(1, int(round(len(labels) * validation_split)))
+        several = counts >= 2
+        if several.any():
+            exact = counts * validation_split
+            held = np.where(several, np.clip(np.floor(exact), 1, counts - 1), 0).astype(np.int64)
+            short = total - int(held.sum())
+            if short > 0:  # round up the classes with the largest remainders, random ties
+                remainder = np.where(several & (held < counts - 1), exact - held, -1.0)
+                order = np.lexsort((rng.random(len(classes)), -remainder))
+                held[order[remainder[order] > 0][:short]] += 1
+        else:  # only singletons: a plain seeded hold-out, training keeps at least one row
+            picked = rng.permutation(len(classes))[: min(total, len(classes) - 1)]
+            held[picked] = 1
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
+    for index in range(len(classes)):
+        rows = rng.permutation(np.flatnonzero(inverse == index))
+        val.append(rows[: held[index]])
+        train.append(rows[held[index] :])
+    empty = np.zeros(0, dtype=np.int64)
+    return (
+        np.sort(np.concatenate([empty, *train])),
+        np.sort(np.concatenate([empty, *val])),
+    )
+
+
+def stratified_split_arrays(
+    x: np.ndarray, y: np.ndarray, validation_split: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`stratified_split` applied to ``(x, y)``: ``x_train, y_train, x_val, y_val``.
+
+    Rows keep their original order within each part. ``y`` must be class
+    labels; for regression targets use :func:`split_arrays`.
+    """
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError("validation_split must be between 0 and 1")
+    train, val = stratified_split(y, validation_split, seed)
+    return x[train], y[train], x[val], y[val]
+
+
 def from_arrays(
     info: DatasetInfo,
     x_train: np.ndarray,

@@ -296,7 +296,6 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
     from harness.plugins import load_plugins
     from harness.study import load_study
     from harness.trial import (
-        NullReporter,
         augmentation_model,
         build_model,
         fine_tune,
@@ -340,7 +339,10 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
         fitted = fit_epochs(model, train_ds, None, train, epochs, [])
         history = {k: [float(v) for v in vs] for k, vs in fitted.history.items()}
         if built.fine_tune is not None:
-            history = fine_tune(model, built, train, train_ds, None, [], NullReporter(), history)
+            ran = len(next(iter(history.values()), []))
+            tuned = fine_tune(model, built, train, train_ds, None, [], initial_epoch=ran)
+            for key, values in tuned.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - one readable line for the CLI

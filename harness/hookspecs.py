@@ -26,6 +26,7 @@ Two hook families exist:
       harness_study_start
         harness_trial_start -> harness_trial_callbacks -> (fit) -> harness_trial_end
         ... once per trial, in the worker process that runs it ...
+      harness_test_evaluated   (the best trial(s) measured once on the test split)
       harness_study_end
 
   TensorBoard logging and the results table are ordinary plugins on these
@@ -112,8 +113,11 @@ def harness_study_start(study: StudyContext) -> None:
 
     ``study`` carries the validated spec, the run directory and the searched
     parameters with their domains. Use it to write study-level metadata
-    (TensorBoard's HParams config, for instance). Called again when a study
-    is resumed.
+    (the TensorBoard tracker creates ``tb/`` here). Called again when a study
+    is resumed. The orchestrating process does not import TensorFlow: a hook
+    that needs it imports it itself (and then holds GPU memory in this process),
+    so prefer writing TensorFlow summaries from ``harness_trial_end``, which
+    runs in the worker.
     """
 
 
@@ -135,6 +139,22 @@ def harness_trial_end(trial: TrialContext, result: TrialResult) -> None:
     was pruned or failed (``result.state`` says which and
     ``result.fail_reason`` why). An exception raised here is logged and does
     not change the trial's outcome."""
+
+
+@hookspec
+def harness_test_evaluated(
+    study: StudyContext, trial_number: int, metrics: dict[str, float]
+) -> None:
+    """Called once per evaluated trial after the test split was measured.
+
+    When a study ends (and on ``harness evaluate STUDY``), the best trial's
+    saved model (every Pareto-optimal trial's in a multi-objective study, the
+    top K with ``--top K``) is evaluated once on the dataset's test split, in
+    a process that has TensorFlow. ``metrics`` maps ``test_<name>`` (e.g.
+    ``test_accuracy``, ``test_loss``) to its value. Trackers record it (the
+    TensorBoard tracker writes ``final/test_<name>`` into the trial's run).
+    An exception raised here is logged and does not change the results.
+    """
 
 
 @hookspec

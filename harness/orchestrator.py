@@ -2,33 +2,43 @@
 
 The orchestrating process never trains: it owns the storage set-up, the
 lifecycle hooks ``harness_study_start`` / ``harness_study_end``, the progress
-bar and the results files.
+report and the results files (rewritten after every trial), and it has the best
+trial(s) measured once on the test split when the study ends.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from harness.backends import get_backend
 from harness.context import StudyContext
 from harness.errors import HarnessError
+from harness.evaluate import chosen_trials, evaluate_in_process_or_child
+from harness.logs import log_to_file
+from harness.options import RunOptions, apply_options
 from harness.plugins import HarnessPlugins
-from harness.results import build_table, write_meta, write_results
+from harness.progress import FINISHED_STATES, TrialFeed
+from harness.results import (
+    build_table,
+    read_test_results,
+    with_test_columns,
+    write_meta,
+    write_results,
+)
 from harness.study import StudySpec
 from harness.workers import (
     EXIT_RECYCLE,
     WorkerJob,
     configure_tensorflow,
     discover_gpus,
-    keep_off_gpus,
     parse_devices,
     plan_workers,
     start_worker,
@@ -38,27 +48,14 @@ log = logging.getLogger(__name__)
 
 #: A worker killed from outside is replaced; this many deaths in one run stop the study.
 MAX_WORKER_CRASHES = 5
+#: Exit codes of ``harness run`` (the table in the README): 0 the study met its budget
+#: with at least one complete trial, 1 every trial failed, 2 bad input, 130 Ctrl-C.
+EXIT_ALL_FAILED = 1
+EXIT_INTERRUPTED = 130
+#: The reason an interrupted trial records (and re-runs under).
+INTERRUPTED_BY_USER = "interrupted by the user"
 
-
-@dataclass
-class RunOptions:
-    """Command-line overrides of ``harness run``."""
-
-    runs_dir: Path = Path("runs")
-    trials: int | None = None
-    timeout: float | None = None
-    seed: int | None = None
-    workers: int | None = None
-    devices: str | None = None
-    storage: str | None = None
-    backend: str | None = None
-    recycle_after: int | None = None
-    retry_failed: bool = False
-    extra_plugins: tuple[str, ...] = ()
-    in_process: bool = False
-    smoke: bool = False
-    show_progress: bool = True
-    overrides: dict[str, Any] = field(default_factory=dict)
+__all__ = ["RunOptions", "StudyOutcome", "apply_options", "run_study", "study_meta"]
 
 
 @dataclass
@@ -69,43 +66,31 @@ class StudyOutcome:
     table: Any
     spec: StudySpec
     interrupted: bool = False
+    tested: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """0: at least one trial completed; 1: the study ended without a complete trial
+        (every trial failed); 130: interrupted by the user."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        table = self.table
+        if table.empty or not (table["state"] == "complete").any():
+            return EXIT_ALL_FAILED
+        return 0
 
 
-def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:
-    """Fold ``--smoke``, ``--trials``, ``--timeout``, ``--seed``, ``--workers``, ``--backend``
-    into the spec.
-
-    Workers call this too, on the study file they re-read, so that every
-    process runs the same spec.
-    """
-    if options.smoke:
-        from harness.smoke import smoke_spec
-
-        spec = smoke_spec(spec)
-    update = {
-        key: value
-        for key, value in {
-            "timeout": options.timeout,
-            "seed": options.seed,
-            "workers": options.workers,
-            "recycle_after": options.recycle_after,
-            "backend": options.backend,
-            "trials": 1 if options.smoke else options.trials,
-        }.items()
-        if value is not None
-    }
-    if update:
-        spec.study = spec.study.model_copy(update=update)
-    return spec
-
-
-def study_meta(spec: StudySpec, storage: str) -> dict[str, Any]:
-    """What ``study.json`` records so that ``show``, ``report`` and TensorBoard need no TOML."""
+def study_meta(
+    spec: StudySpec, storage: str, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What ``study.json`` records so that ``show``, ``report`` and TensorBoard need no TOML
+    (and ``harness evaluate`` can re-read the study with the same ``--set`` values)."""
     return {
         "name": spec.name,
         "study_file": str(spec.path),
         "backend": spec.study.backend,
         "storage": storage,
+        "trials": spec.study.trials,
         "objectives": [o.model_dump() for o in spec.objectives],
         "searched": {
             p.name: {
@@ -115,46 +100,85 @@ def study_meta(spec: StudySpec, storage: str) -> dict[str, Any]:
             for p in spec.space.params
         },
         "literals": spec.space.literals,
+        "overrides": dict(overrides or {}),
     }
 
 
 def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> StudyOutcome:
-    """Run (or resume) a study until its budget or timeout; return the results table."""
-    from harness.quiet import start_tensorflow
+    """Run (or resume) a study until its budget or timeout; evaluate the best trial(s) once
+    on the test split; return the results table.
 
-    # Lifecycle hooks in this process (e.g. TensorBoard's) use TensorFlow; only an
-    # in-process run trains here, so otherwise the GPUs stay the workers'.
-    start_tensorflow(configure_tensorflow if options.in_process else keep_off_gpus)
+    ``trials.csv``, ``histories.json`` and ``best.json`` are rewritten after every trial.
+    """
+    if options.in_process:
+        from harness.quiet import start_tensorflow
+
+        start_tensorflow(configure_tensorflow)
+    # Otherwise this process never imports TensorFlow: workers train, a spawned
+    # process measures the test split, and the GPUs stay theirs.
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_to_file(run_dir)
     backend = get_backend(spec)
     storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
-    write_meta(run_dir, study_meta(spec, storage))
+    write_meta(run_dir, study_meta(spec, storage, options.overrides))
     context = StudyContext(spec, run_dir)
     plugins.study_start(context)
     deadline = time.time() + spec.study.timeout if spec.study.timeout else None
+    feed = TrialFeed(spec, run_dir, show_progress=options.show_progress, log_path=log_path)
+    feed.prime(backend.records(spec, storage))
     interrupted = False
+    tested: dict[int, dict[str, float]] = {}
     try:
         if options.in_process:
             backend.run_worker(
-                context, plugins, storage_url_=storage, budget=spec.study.trials, deadline=deadline
+                context,
+                plugins,
+                storage_url_=storage,
+                budget=spec.study.trials,
+                deadline=deadline,
+                on_trial_done=lambda: feed.update(backend.records(spec, storage)),
             )
         else:
-            _supervise(spec, backend, options, storage, deadline)
+            _supervise(spec, backend, options, storage, deadline, feed)
     except KeyboardInterrupt:
         interrupted = True
+        if options.in_process:
+            backend.fail_orphans(spec, storage, {os.getpid(): INTERRUPTED_BY_USER})
     finally:
-        table = build_table(
-            backend.records(spec, storage), [o.model_dump() for o in spec.objectives]
-        )
-        write_results(run_dir, table, [o.model_dump() for o in spec.objectives])
+        feed.close()
+        table = _write_table(backend, spec, storage, run_dir)
+    if not interrupted:
+        numbers = chosen_trials(table, [o.model_dump() for o in spec.objectives])
+        env = _evaluation_env(options)
+        tested = evaluate_in_process_or_child(spec, plugins, options, run_dir, numbers, env)
+        if tested:
+            table = _write_table(backend, spec, storage, run_dir)
     plugins.study_end(context, table)
-    return StudyOutcome(run_dir, table, spec, interrupted)
+    return StudyOutcome(run_dir, table, spec, interrupted, tested)
 
 
-def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float | None) -> None:
-    """Keep ``workers`` processes pulling trials until the budget is met; show progress."""
+def _write_table(backend, spec: StudySpec, storage: str, run_dir: Path):
+    objectives = [o.model_dump() for o in spec.objectives]
+    table = build_table(backend.records(spec, storage), objectives)
+    write_results(run_dir, table, objectives)
+    tests = read_test_results(run_dir)
+    return with_test_columns(table, tests) if tests and not table.empty else table
+
+
+def _evaluation_env(options: RunOptions) -> dict[str, str]:
+    """The environment of the first worker slot (its device) for the evaluation process."""
+    if options.in_process:
+        return {}
+    slots = plan_workers(1, parse_devices(options.devices, discover_gpus()))
+    return dict(slots[0].env)
+
+
+def _supervise(
+    spec, backend, options: RunOptions, storage: str, deadline: float | None, feed: TrialFeed
+) -> None:
+    """Keep ``workers`` processes pulling trials until the budget is met; report each trial."""
     budget = spec.study.trials
     gpus = parse_devices(options.devices, discover_gpus())
     slots = plan_workers(spec.study.workers, gpus)
@@ -163,15 +187,6 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
     errors = mp.get_context("spawn").Queue()
     running: dict[str, Any] = {}
     crashes = 0
-    done, best = backend.progress(spec, storage)
-    bar = tqdm(
-        total=budget,
-        initial=min(done, budget),
-        desc=spec.name,
-        unit="trial",
-        disable=not options.show_progress,
-        dynamic_ncols=True,
-    )
 
     def job(slot):
         return WorkerJob(
@@ -187,11 +202,9 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
 
     try:
         while True:
-            done, best = backend.progress(spec, storage)
-            bar.n = min(done, budget)
-            if best is not None:
-                bar.set_postfix_str(f"best {spec.objectives[0].metric}={best:.4f}")
-            bar.refresh()
+            records = backend.records(spec, storage)
+            feed.update(records)
+            done = sum(1 for r in records if r.state in FINISHED_STATES and r.counted)
             _raise_worker_error(errors, running)
             finished = done >= budget or (deadline is not None and time.time() >= deadline)
             if hasattr(backend, "search_over"):  # the backend ended early (grid exhausted)
@@ -205,13 +218,17 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
                 if process is not None and process.exitcode not in (0, EXIT_RECYCLE):
                     _raise_worker_error(errors, running, wait=2.0)
                     crashes += 1
-                    reason = f"worker {slot.worker_id} died (exit code {process.exitcode})"
-                    log.warning("%s; its running trial is marked failed", reason)
+                    reason = (
+                        f"interrupted: worker {slot.worker_id} died "
+                        f"(exit code {process.exitcode})"
+                    )
+                    log.warning("%s; its running trial will be run again", reason)
                     backend.fail_orphans(spec, storage, {process.pid: reason})
                     if crashes > MAX_WORKER_CRASHES:
                         raise HarnessError(
                             f"workers died {crashes} times (last: {reason}); "
-                            "see the log above, lower batch_size or image_size if memory ran out"
+                            f"see {feed.log_path or 'the log above'}; lower batch_size or "
+                            "image_size if memory ran out"
                         )
                 running.pop(slot.worker_id, None)
                 if not finished:
@@ -223,14 +240,40 @@ def _supervise(spec, backend, options: RunOptions, storage: str, deadline: float
             if idle and (finished or all_done):
                 break
             time.sleep(0.5)
-    except BaseException:
-        for process in running.values():
-            process.terminate()
-        for process in running.values():
-            process.join(10)
+    except KeyboardInterrupt:
+        _stop_workers(running, interrupt=True)
+        backend.fail_orphans(
+            spec, storage, {p.pid: INTERRUPTED_BY_USER for p in running.values() if p.pid}
+        )
         raise
-    finally:
-        bar.close()
+    except BaseException:
+        _stop_workers(running, interrupt=False)
+        raise
+    feed.update(backend.records(spec, storage))
+
+
+def _stop_workers(running: dict[str, Any], interrupt: bool) -> None:
+    """End every worker: on Ctrl-C let each mark its trial interrupted (SIGINT, a few
+    seconds), then terminate whatever is left, and reap them all."""
+    processes = [p for p in running.values() if p.pid is not None]
+    if interrupt:
+        stop_at = time.time() + 2.0
+        for process in processes:
+            process.join(max(0.0, stop_at - time.time()))
+        for process in processes:
+            if process.is_alive():
+                try:
+                    os.kill(process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        stop_at = time.time() + 10.0
+        for process in processes:
+            process.join(max(0.0, stop_at - time.time()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(10)
 
 
 def _raise_worker_error(errors, running, wait: float = 0.0) -> None:
@@ -238,6 +281,5 @@ def _raise_worker_error(errors, running, wait: float = 0.0) -> None:
         worker_id, kind, message = errors.get(timeout=wait) if wait else errors.get_nowait()
     except queue.Empty:
         return
-    for process in running.values():
-        process.terminate()
+    _stop_workers(running, interrupt=False)
     raise HarnessError(f"worker {worker_id} stopped the study: {message.strip()}")

@@ -105,6 +105,16 @@ class HarnessPlugins:
             callbacks.extend(contributed or [])
         return callbacks
 
+    def test_evaluated(self, study: Any, trial_number: int, metrics: dict[str, float]) -> None:
+        """Fire ``harness_test_evaluated``; a tracker's failure never changes the results."""
+        for impl in self.pm.hook.harness_test_evaluated.get_hookimpls():
+            try:
+                impl.function(study=study, trial_number=trial_number, metrics=metrics)
+            except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
+                log.warning(
+                    "plugin %r failed in harness_test_evaluated: %s", impl.plugin_name, exc
+                )
+
     def trial_end(self, trial: Any, result: Any) -> None:
         """Fire ``harness_trial_end``; a tracker's failure never changes the trial's outcome."""
         for impl in reversed(self.pm.hook.harness_trial_end.get_hookimpls()):
@@ -237,5 +247,7 @@ def _register(
                 component.function,
                 params=component.params,
                 description=component.description,
+                tasks=component.tasks,
+                check=component.check,
             )
     plugins.loaded.append(LoadedPlugin(name, source))

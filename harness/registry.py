@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.data import TASKS
 from harness.errors import HarnessError, PluginError
 
 FAMILIES = ("datasets", "models", "augmentations", "callbacks")
@@ -31,6 +32,12 @@ class Component:
     description: str
     plugin: str
     source: str
+    #: Datasets: the tasks the loader can produce (None: not declared), so that a study's
+    #: objective is checked against them before any trial runs.
+    tasks: tuple[str, ...] | None = None
+    #: Datasets: ``check(params)`` finds missing or malformed data without loading it
+    #: (raises HarnessError); run by ``harness validate`` and before a run writes anything.
+    check: Callable[[Any], None] | None = None
 
 
 class Register(Protocol):
@@ -43,6 +50,8 @@ class Register(Protocol):
         *,
         params: type[BaseModel] | None = None,
         description: str = "",
+        tasks: tuple[str, ...] | None = None,
+        check: Callable[[Any], None] | None = None,
     ) -> None: ...
 
 
@@ -56,7 +65,7 @@ class Registry:
     def register_from(self, plugin: str, source: str) -> Register:
         """Return the ``register`` callable given to one plugin's hook."""
 
-        def register(name, function, *, params=None, description=""):
+        def register(name, function, *, params=None, description="", tasks=None, check=None):
             if not isinstance(name, str) or not name.isidentifier():
                 raise PluginError(
                     f"plugin {plugin!r} ({source}) registered {self.family[:-1]} {name!r}: "
@@ -80,9 +89,29 @@ class Registry:
                     f"{existing.plugin!r} ({existing.source}) and by plugin {plugin!r} ({source}). "
                     f"Uninstall or block one of them (HARNESS_DISABLE_PLUGINS={plugin})."
                 )
+            if check is not None and not callable(check):
+                raise PluginError(
+                    f"plugin {plugin!r} ({source}): check of {name!r} must be callable"
+                )
+            if tasks is not None:
+                unknown = [t for t in tasks if t not in TASKS]
+                if isinstance(tasks, str) or unknown:
+                    raise PluginError(
+                        f"plugin {plugin!r} ({source}): tasks of {name!r} must be a tuple of "
+                        f"{', '.join(TASKS)}"
+                    )
+                tasks = tuple(tasks)
             doc = description or (function.__doc__ or "").strip().split("\n")[0]
             self.components[name] = Component(
-                self.family, name, function, params or NoParams, doc, plugin, source
+                self.family,
+                name,
+                function,
+                params or NoParams,
+                doc,
+                plugin,
+                source,
+                tasks=tasks,
+                check=check,
             )
 
         return register

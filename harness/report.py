@@ -701,8 +701,13 @@ def _best_html(data: ReportData) -> list[str]:
         f"{esc(o['metric'])} = {esc(_show(best[o['metric']]))}"
         for o in data.objectives if o["metric"] in best.index
     )
+    tests = [c for c in data.table.columns if str(c).startswith("test_")]
+    measured = ", ".join(
+        f"{esc(c)} = {esc(_show(best[c]))}" for c in tests if not _missing(best[c])
+    )
+    test_line = f"<br>test split (measured once): {measured}" if measured else ""
     return [
-        f'<p class="best"><b>Best trial #{int(best["number"])}</b>: {values}<br>'
+        f'<p class="best"><b>Best trial #{int(best["number"])}</b>: {values}{test_line}<br>'
         f"{params or 'no searched parameters'}</p>"
     ]
 
@@ -738,8 +743,9 @@ def _table_html(data: ReportData) -> list[str]:
         return out + ['<p class="note">No trials recorded.</p>']
     columns = ["number", "state"]
     columns += [o["metric"] for o in data.objectives]
+    columns += [c for c in table.columns if str(c).startswith("test_")]
     columns += data.searched
-    columns += ["val_loss", "loss", "epochs_run", "duration_s", "fail_reason"]
+    columns += ["val_loss", "loss", "epochs_run", "duration_s", "retry_of", "fail_reason"]
     seen: list[str] = []
     for column in columns:
         if column in table.columns and column not in seen:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ META_FILE = "study.json"
 BEST_MODEL_FILE = "best.keras"
 BEST_CARD_FILE = "best_model.json"
 HISTORIES_FILE = "histories.json"
+#: Trial number -> its ``test_<metric>`` figures, measured once on the test split.
+TEST_FILE = "test.json"
+#: Saved models of the best few trials (``[study].keep_models``) or the Pareto front.
+MODELS_DIR = "models"
 
 
 @dataclass
@@ -35,6 +40,10 @@ class TrialRecord:
     device: str | None = None
     fail_reason: str | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    #: The trial this one re-runs (an interrupted or ``--retry-failed`` trial), if any.
+    retry_of: int | None = None
+    #: Whether it takes a slot of the budget (interrupted and replaced trials do not).
+    counted: bool = True
 
 
 def build_table(records: list[TrialRecord], objectives: list[dict[str, str]]) -> pd.DataFrame:
@@ -54,6 +63,8 @@ def build_table(records: list[TrialRecord], objectives: list[dict[str, str]]) ->
             duration_s=record.duration_s,
             worker=record.worker,
             device=record.device,
+            retry_of=record.retry_of,
+            counted=record.counted,
             fail_reason=record.fail_reason,
         )
         rows.append(row)
@@ -102,6 +113,9 @@ def write_results(
     :func:`build_table` attached to the table; without either, ``histories.json``
     is left as it is.
     """
+    tests = read_test_results(run_dir)
+    if tests and not table.empty:
+        table = with_test_columns(table, tests)
     _atomic_write(run_dir / TABLE_FILE, table.to_csv(index=False))
     if histories is None:
         histories = table.attrs.get("histories")
@@ -123,7 +137,50 @@ def write_results(
         "values": {m: _plain(best[m]) for m in metric_names},
         "params": params,
     }
+    test = tests.get(int(best["number"]))
+    if test:
+        payload["test"] = test
     _atomic_write(run_dir / BEST_FILE, json.dumps(payload, indent=2) + "\n")
+
+
+def with_test_columns(table: pd.DataFrame, tests: dict[int, dict[str, float]]) -> pd.DataFrame:
+    """``table`` with a ``test_<metric>`` column per measured figure (blank for the trials
+    that were not evaluated on the test split)."""
+    table = table.copy()
+    names = sorted({name for metrics in tests.values() for name in metrics})
+    numbers = table["number"].astype(int)
+    for name in names:
+        table[name] = [tests.get(n, {}).get(name) for n in numbers]
+    return table
+
+
+def read_test_results(run_dir: Path) -> dict[int, dict[str, float]]:
+    """``test.json``: trial number -> ``{"test_accuracy": ..., ...}`` (empty if absent)."""
+    path = run_dir / TEST_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            int(number): {str(k): float(v) for k, v in metrics.items()}
+            for number, metrics in data.get("trials", {}).items()
+        }
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+        raise HarnessError(
+            f"{path}: not a test-results file written by harness; delete it and run "
+            "`harness evaluate STUDY` to measure the test split again"
+        )
+
+
+def write_test_results(run_dir: Path, results: dict[int, dict[str, float]], note: str) -> None:
+    """Add ``results`` to ``test.json`` (``note`` says what the test split is)."""
+    merged = read_test_results(run_dir)
+    merged.update(results)
+    payload = {
+        "note": note,
+        "trials": {str(n): metrics for n, metrics in sorted(merged.items())},
+    }
+    _atomic_write(run_dir / TEST_FILE, json.dumps(payload, indent=2) + "\n")
 
 
 def _plain(value: Any) -> Any:
@@ -177,19 +234,61 @@ def read_table(run_dir: Path) -> pd.DataFrame:
     return sort_best_first(table, read_meta(run_dir).get("objectives", []))
 
 
-def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:
-    """Save ``result.model`` as ``best.keras`` with a JSON model card, atomically."""
-    path = run_dir / BEST_MODEL_FILE
-    tmp = run_dir / f".best.{os.getpid()}.keras"
-    result.model.save(tmp)
-    os.replace(tmp, path)
+def model_card(trial: Any, result: Any) -> dict[str, Any]:
+    """The JSON card saved next to a model: trial, parameters, metrics, dataset."""
     info = trial.extra.get("dataset_info")
-    card = {
+    return {
         "trial": trial.number,
         "study": trial.study.name,
         "params": trial.params,
         "metrics": result.metrics,
         "dataset": info.to_json() if info is not None else None,
+        "has_test_split": trial.extra.get("has_test_split"),
     }
-    _atomic_write(run_dir / BEST_CARD_FILE, json.dumps(card, indent=2, default=str) + "\n")
+
+
+def trial_model_path(run_dir: Path, number: int) -> Path:
+    """Where trial ``number``'s model is kept (``models/trial-NNNN.keras``)."""
+    return run_dir / MODELS_DIR / f"trial-{number:04d}.keras"
+
+
+def save_trial_model(run_dir: Path, trial: Any, result: Any) -> Path:
+    """Keep ``result.model`` as ``models/trial-NNNN.keras`` with its card, atomically."""
+    path = trial_model_path(run_dir, trial.number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.keras")
+    result.model.save(tmp)
+    os.replace(tmp, path)
+    card = json.dumps(model_card(trial, result), indent=2, default=str) + "\n"
+    _atomic_write(path.with_suffix(".json"), card)
+    return path
+
+
+def prune_trial_models(run_dir: Path, keep: set[int], finished: set[int]) -> None:
+    """Delete kept models of finished trials that are no longer in ``keep`` (a running
+    trial's model, being saved by another worker, is left alone)."""
+    folder = run_dir / MODELS_DIR
+    for path in folder.glob("trial-*.keras") if folder.is_dir() else ():
+        try:
+            number = int(path.stem.removeprefix("trial-"))
+        except ValueError:
+            continue
+        if number in finished and number not in keep:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
+
+
+def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:
+    """Save ``result.model`` as ``best.keras`` with a JSON model card, atomically (a copy
+    of ``models/trial-NNNN.keras`` when that was just saved)."""
+    path = run_dir / BEST_MODEL_FILE
+    tmp = run_dir / f".best.{os.getpid()}.keras"
+    kept = trial_model_path(run_dir, trial.number)
+    if kept.is_file():
+        shutil.copyfile(kept, tmp)
+    else:
+        result.model.save(tmp)
+    os.replace(tmp, path)
+    card = json.dumps(model_card(trial, result), indent=2, default=str) + "\n"
+    _atomic_write(run_dir / BEST_CARD_FILE, card)
     return path

@@ -75,6 +75,19 @@ class StudySection(_Strict):
     objective: str | list[str] = "val_accuracy"
     direction: Literal["maximize", "minimize"] | list[Literal["maximize", "minimize"]] | None = None
     workers: int = Field(1, ge=1, le=256)
+    keep_models: int = Field(
+        3,
+        ge=0,
+        le=1000,
+        description="keep the models of this many best trials (harness evaluate --top K); "
+        "a multi-objective study keeps its Pareto front's",
+    )
+    max_retries: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="re-run an interrupted trial's parameters up to this many times",
+    )
     # Keras leaks ~10 MB per build-and-fit; a fresh process every 20 trials keeps a worker's
     # growth near 100 MB for the price of one TensorFlow import (~5 s) per 20 trials.
     recycle_after: int | None = Field(
@@ -434,6 +447,7 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
         collect(_component(f"[callbacks.{n}]", plugins.callbacks, t, f"callbacks.{n}", False))
         for n, t in _table(raw, "callbacks").items()
     ]
+    _check_metrics_against_tasks(dataset.component, objectives, callbacks)
     space = SearchSpace(order_by_dependency(searched, literals), literals)
     enqueue = _enqueue(raw.get("enqueue", []), space)
     spec = StudySpec(
@@ -455,6 +469,71 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
 
         check_spec(spec)
     return spec
+
+
+#: What a task's default compile reports (besides ``loss``), and metrics only it reports.
+_TASK_METRICS = {
+    "binary": "accuracy",
+    "multiclass": "accuracy",
+    "next_token": "accuracy",
+    "regression": "mae",
+}
+_TASK_ONLY = {"accuracy": ("binary", "multiclass", "next_token"), "mae": ("regression",),
+              "mse": ("regression",)}
+
+
+def _check_metrics_against_tasks(
+    dataset: Component, objectives: list[Objective], callbacks: list[ComponentSpec]
+) -> None:
+    """Refuse an objective or a stopping callback's metric that the dataset's declared
+    tasks never report (``val_mae`` for a classifier), before any trial runs."""
+    if not dataset.tasks:
+        return
+    named = [("[study].objective", o.metric) for o in objectives]
+    for callback in callbacks:
+        for key in ("metric", "monitor"):
+            value = callback.table.get(key)
+            if isinstance(value, str):
+                named.append((f"[callbacks.{callback.name}].{key}", value))
+    for where, metric in named:
+        bare = metric.removeprefix("val_")
+        tasks = _TASK_ONLY.get(bare)
+        if tasks is None or any(task in tasks for task in dataset.tasks):
+            continue
+        reported = sorted({_TASK_METRICS[t] for t in dataset.tasks})
+        fix = metric.replace(bare, reported[0])
+        raise StudyFileError(
+            f"{where}: {metric!r} is not reported for dataset {dataset.name!r} (a "
+            f"{'/'.join(dataset.tasks)} task reports loss and {', '.join(reported)}); "
+            f"use {fix!r}"
+        )
+
+
+def check_data(spec: StudySpec) -> None:
+    """Run the dataset plugin's optional cheap ``check`` on the study's dataset values
+    (each searched value's first representative), before anything is written."""
+    check = spec.dataset.component.check
+    if check is None:
+        return
+    prefix = spec.dataset.prefix + "."
+    values = {
+        k.removeprefix(prefix): v for k, v in spec.space.literals.items() if k.startswith(prefix)
+    }
+    for param in spec.space.params:
+        if param.name.startswith(prefix):
+            values[param.name.removeprefix(prefix)] = param.distribution.representatives()[0]
+    try:
+        params = spec.dataset.component.params.model_validate(values)
+        check(params)
+    except HarnessError as exc:
+        raise StudyFileError(f"{spec.path}: [dataset]: {exc}") from None
+    except ValidationError as exc:
+        raise StudyFileError(f"{spec.path}: [dataset]: {exc.errors()[0]['msg']}") from None
+    except Exception as exc:  # noqa: BLE001 - a plugin bug is one line too
+        raise StudyFileError(
+            f"{spec.path}: [dataset]: the {spec.dataset.name!r} plugin's data check failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:

@@ -72,7 +72,16 @@ def load_dataset(trial: TrialContext) -> Dataset:
             cache_dir=trial.study.run_dir / "cache" / key, seed=spec.study.seed or 0
         )
         context.cache_dir.mkdir(parents=True, exist_ok=True)
-        dataset = spec.dataset.component.function(params, context)
+        try:
+            dataset = spec.dataset.component.function(params, context)
+        except HarnessError as exc:
+            raise StudyAborted(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - every trial would fail the same way
+            log.debug("dataset %r failed to load", spec.dataset.name, exc_info=True)
+            raise StudyAborted(
+                f"dataset plugin {spec.dataset.name!r} failed while loading: {_describe(exc)}; "
+                "fix the [dataset] table or the data (every trial would fail the same way)"
+            ) from exc
         if not isinstance(dataset, Dataset):
             raise StudyAborted(
                 f"dataset plugin {spec.dataset.name!r} returned {type(dataset).__name__}, "
@@ -83,21 +92,36 @@ def load_dataset(trial: TrialContext) -> Dataset:
 
 
 class _EpochGuard:
-    """Keras callback: report each epoch to the backend and fail on a NaN loss."""
+    """Keras callback: record and report each epoch, fail on a NaN loss, and stop the study
+    when its objective is not among the first epoch's metrics.
 
-    def __new__(cls, reporter: Reporter, offset: int = 0):
+    It runs after every other callback, so trackers have logged an epoch before the
+    backend prunes the trial at it; ``history`` keeps every epoch's logs, also of a
+    trial that was pruned or failed mid-fit.
+    """
+
+    def __new__(cls, reporter: Reporter, history: dict[str, list[float]], required=()):
         import keras
 
         class EpochGuard(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 logs = {k: float(v) for k, v in (logs or {}).items()}
+                for key, value in logs.items():
+                    history.setdefault(key, []).append(value)
+                missing = [m for m in required if m not in logs]
+                if missing:
+                    raise StudyAborted(
+                        f"metric {missing[0]!r} (named by the study) is not among what this "
+                        f"study's model reports ({', '.join(sorted(logs))}); change "
+                        "[study].objective or the callback's metric"
+                    )
                 for key in ("loss", "val_loss"):
                     if key in logs and not math.isfinite(logs[key]):
                         raise TrialFailed(
-                            f"{key} became {logs[key]} at epoch {offset + epoch + 1}; "
+                            f"{key} became {logs[key]} at epoch {epoch + 1}; "
                             "lower the learning rate or add normalization"
                         )
-                reporter.report(offset + epoch, logs)
+                reporter.report(epoch, logs)
 
         return EpochGuard()
 
@@ -185,10 +209,28 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text[0] if text else ''}"[:500]
 
 
+def required_metrics(spec) -> list[str]:
+    """Epoch metrics the study names (objectives, stopping callbacks' ``metric`` or
+    ``monitor``): a trial whose first epoch lacks one stops the study."""
+    from harness.study import EXTRA_METRICS
+
+    names = [o.metric for o in spec.objectives if o.metric not in EXTRA_METRICS]
+    for callback in spec.callbacks:
+        for key in ("metric", "monitor"):
+            value = callback.table.get(key)
+            if isinstance(value, str) and value not in names:
+                names.append(value)
+    return names
+
+
 def run_trial(
     trial: TrialContext, plugins: HarnessPlugins, reporter: Reporter | None = None
 ) -> TrialResult:
-    """Run one trial end to end and return how it ended (see the module docstring)."""
+    """Run one trial end to end and return how it ended (see the module docstring).
+
+    A pruned or failed trial's result still carries every epoch it ran
+    (``history``) and its last epoch's values (``metrics``).
+    """
     import keras
 
     reporter = reporter or NullReporter()
@@ -197,12 +239,14 @@ def run_trial(
     result: TrialResult
     model = None
     history: dict[str, list[float]] = {}
+    tracker_callbacks: list[Any] = []
     plugins.trial_start(trial)
     try:
         keras.utils.set_random_seed((spec.study.seed or 0) + trial.number)
         train = train_params(trial.params)
         dataset = load_dataset(trial)
         trial.extra["dataset_info"] = dataset.info
+        trial.extra["has_test_split"] = dataset.test is not None
         built = build_model(spec, trial.params, dataset.info, train)
         model = built.model
         # A frozen base without augmentation or fine-tuning: train only its head, on features
@@ -217,20 +261,19 @@ def run_trial(
             train_ds, val_ds = training_pipelines(
                 dataset, train, augmentation_model(trial), spec.study.seed or 0
             )
+        tracker_callbacks = plugins.trial_callbacks(trial)
         callbacks = [
-            _EpochGuard(reporter),
-            *plugins.trial_callbacks(trial),
+            *tracker_callbacks,
             *(
                 cb.component.function(component_params(cb, trial.params), trial)
                 for cb in spec.callbacks
             ),
+            _EpochGuard(reporter, history, required_metrics(spec)),
         ]
-        fitted = fit_epochs(trained, train_ds, val_ds, train, train.epochs, callbacks)
-        history = {k: [float(v) for v in vs] for k, vs in fitted.history.items()}
+        fit_epochs(trained, train_ds, val_ds, train, train.epochs, callbacks)
         if built.fine_tune is not None:
-            history = fine_tune(
-                model, built, train, train_ds, val_ds, callbacks, reporter, history
-            )
+            ran = len(next(iter(history.values()), []))
+            fine_tune(model, built, train, train_ds, val_ds, callbacks, initial_epoch=ran)
         train_seconds = time.perf_counter() - fit_started
         metrics = _final_metrics(trained, val_ds, history, train)
         metrics.update(
@@ -241,26 +284,49 @@ def run_trial(
         _check_objectives(spec, metrics)
         result = TrialResult("complete", metrics, history, model=model)
     except TrialPruned:
-        result = TrialResult("pruned", history=history)
+        result = _stopped("pruned", history)
     except StudyAborted as exc:
-        result = TrialResult("failed", fail_reason=str(exc))
-        _finish(trial, plugins, result, started)
+        result = _stopped("failed", history, str(exc))
+        _finish(trial, plugins, result, started, tracker_callbacks)
         raise
     except HarnessError as exc:
-        result = TrialResult("failed", fail_reason=str(exc))
-        _finish(trial, plugins, result, started)
+        result = _stopped("failed", history, str(exc))
+        _finish(trial, plugins, result, started, tracker_callbacks)
         raise StudyAborted(str(exc)) from exc
     except KeyboardInterrupt:
-        _finish(trial, plugins, TrialResult("failed", fail_reason="interrupted"), started)
+        result = _stopped("failed", history, "interrupted by the user")
+        _finish(trial, plugins, result, started, tracker_callbacks)
         raise
     except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
         log.debug("trial %s failed", trial.number, exc_info=True)
-        result = TrialResult("failed", history=history, fail_reason=_describe(exc))
-    _finish(trial, plugins, result, started)
+        result = _stopped("failed", history, _describe(exc))
+    _finish(trial, plugins, result, started, tracker_callbacks)
     return result
 
 
-def _finish(trial: TrialContext, plugins: HarnessPlugins, result: TrialResult, started: float):
+def _stopped(state: str, history: dict[str, list[float]], reason: str | None = None):
+    """The result of a trial stopped mid-way: its epochs so far and its last epoch's values."""
+    last = {key: values[-1] for key, values in history.items() if values}
+    if last:
+        last["epochs_run"] = float(len(next(iter(history.values()))))
+    return TrialResult(state, last, history, fail_reason=reason)
+
+
+def _finish(
+    trial: TrialContext,
+    plugins: HarnessPlugins,
+    result: TrialResult,
+    started: float,
+    tracker_callbacks: list[Any] = (),
+):
+    if result.state != "complete":
+        # fit() stopped by an exception skips on_train_end, which is where Keras's
+        # TensorBoard callback flushes and closes its writers.
+        for callback in tracker_callbacks:
+            try:
+                callback.on_train_end({})
+            except Exception:  # noqa: BLE001 - a tracker must not change the outcome
+                log.debug("on_train_end of %r failed", callback, exc_info=True)
     result.duration_s = time.perf_counter() - started
     plugins.trial_end(trial, result)
 
@@ -276,8 +342,9 @@ def release_trial_memory() -> None:
     keras.backend.clear_session(free_memory=True)
 
 
-def fine_tune(model, built, train, train_ds, val_ds, callbacks, reporter, history):
-    """Unfreeze the base from ``unfreeze_from``, recompile at the low rate, train on."""
+def fine_tune(model, built, train, train_ds, val_ds, callbacks, initial_epoch: int):
+    """Unfreeze the base from ``unfreeze_from``, recompile at the low rate, train on from
+    ``initial_epoch`` (the epochs the first phase ran); returns Keras's History."""
     fine = built.fine_tune
     base = fine.base
     base.trainable = True
@@ -307,11 +374,9 @@ def fine_tune(model, built, train, train_ds, val_ds, callbacks, reporter, histor
             built.metrics if built.metrics is not None else model.get_compile_config()["metrics"]
         ),
     )
-    done = len(next(iter(history.values()), []))
-    fitted = fit_epochs(model, train_ds, val_ds, train, fine.epochs, callbacks, initial_epoch=done)
-    for key, values in fitted.history.items():
-        history.setdefault(key, []).extend(float(v) for v in values)
-    return history
+    return fit_epochs(
+        model, train_ds, val_ds, train, fine.epochs, callbacks, initial_epoch=initial_epoch
+    )
 
 
 def _final_metrics(model, val_ds, history, train: TrainParams) -> dict[str, float]:

@@ -117,20 +117,6 @@ def configure_tensorflow() -> None:
             pass
 
 
-def keep_off_gpus() -> None:
-    """For the orchestrating process, which never trains: leave every GPU to the workers.
-
-    Its lifecycle hooks (TensorBoard's HParams config) start TensorFlow, which would
-    otherwise claim memory on every visible GPU before the workers start.
-    """
-    import tensorflow as tf
-
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TensorFlow's runtime already started in this process
-        pass
-
-
 @dataclass
 class WorkerJob:
     """Everything a worker process needs, picklable (no TensorFlow objects)."""
@@ -171,12 +157,12 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
     """Entry point of a worker process: pin the device, then run trials."""
     _die_with_parent()
     os.environ.update(job.slot.env)
-    from harness.cli import configure_logging
+    from harness.logs import configure_logging, log_to_file
 
     configure_logging()
     from harness.backends import get_backend
     from harness.context import StudyContext
-    from harness.orchestrator import apply_options
+    from harness.options import apply_options
     from harness.plugins import load_plugins
     from harness.quiet import start_tensorflow
     from harness.study import load_study
@@ -186,8 +172,10 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         spec = apply_options(
             load_study(job.study_path, plugins, job.options.overrides), job.options
         )
+        run_dir = Path(job.options.runs_dir) / spec.name
+        log_to_file(run_dir)
         start_tensorflow(configure_tensorflow)
-        context = StudyContext(spec, Path(job.options.runs_dir) / spec.name)
+        context = StudyContext(spec, run_dir)
         ran = get_backend(spec).run_worker(
             context,
             plugins,

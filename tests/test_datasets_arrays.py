@@ -1,5 +1,8 @@
 """Array datasets: mnist, fashion_mnist, sign_language_mnist, linear, csv_table.
 
+Validation never comes from the test split unless a study says ``validation =
+"test"``: by default it is a stratified, seeded hold-out of the training rows.
+
 Fixtures are written in the real formats (gzipped IDX with big-endian headers,
 keras-layout npz, Kaggle CSVs); the end-to-end checks read ../shared/data when
 it exists and skip otherwise.
@@ -29,7 +32,7 @@ from harness_plugins.datasets.sign_language_mnist import (
     load_sign_language_mnist,
 )
 
-from harness.data import LoadContext
+from harness.data import LoadContext, stratified_split, stratified_split_arrays
 from harness.download import DownloadUnavailable
 from harness.errors import HarnessError
 
@@ -87,6 +90,25 @@ def write_idx_folder(folder: Path, n_train=20, n_test=10, names=IDX_NAMES) -> di
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
+def row_positions(haystack: np.ndarray, needles: np.ndarray) -> list[int | None]:
+    """For each row of ``needles``, its index in ``haystack`` (compared as bytes), else None."""
+    index = {row.tobytes(): i for i, row in enumerate(np.ascontiguousarray(haystack))}
+    return [index.get(row.tobytes()) for row in np.ascontiguousarray(needles)]
+
+
+def assert_rows_of(rows: np.ndarray, labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> list[int]:
+    """Every row of ``rows`` is a row of ``x`` (with the same label); returns their indices."""
+    found = row_positions(x, rows)
+    assert None not in found, "a row that is not in the expected split"
+    np.testing.assert_array_equal(y[found], labels)
+    return found
+
+
+def as_uint8(x: np.ndarray) -> np.ndarray:
+    """Scaled [0, 1] float images back to the uint8 (N, 28, 28) they were read from."""
+    return np.rint(x[..., 0] * 255).astype(np.uint8)
+
+
 def sign_frame(labels, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, size=(len(labels), 784))
@@ -95,10 +117,51 @@ def sign_frame(labels, seed=0) -> pd.DataFrame:
     return frame
 
 
+# ---------------------------------------------------------------------------- the shared splitter
+
+
+@pytest.mark.parametrize("split", [0.1, 0.2, 0.25, 0.5])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stratified_split_shares_each_class_within_rounding(split, seed):
+    labels = np.random.default_rng(seed).permutation(np.repeat([0, 1, 2, 3, 4], [53, 31, 16, 4, 1]))
+    train, val = stratified_split(labels, split, seed)
+    assert sorted([*train, *val]) == list(range(len(labels)))  # disjoint, nothing lost
+    assert list(train) == sorted(train) and list(val) == sorted(val)
+    for label, count in enumerate([53, 31, 16, 4]):
+        held = int((labels[val] == label).sum())
+        exact = count * split
+        assert np.floor(exact) <= held <= np.ceil(exact) or held == 1, (label, held, exact)
+        assert 1 <= held <= count - 1  # every class of 2+ rows is in both parts
+    assert 4 not in labels[val]  # a class of one row stays in training
+    assert abs(len(val) - len(labels) * split) <= 1
+
+
+def test_stratified_split_is_seeded_and_keeps_rows_aligned():
+    x = np.arange(100).reshape(50, 2)
+    y = np.repeat([0, 1, 2], [25, 15, 10])
+    x_train, y_train, x_val, y_val = stratified_split_arrays(x, y, 0.2, seed=3)
+    assert np.bincount(y_val).tolist() == [5, 3, 2]
+    np.testing.assert_array_equal(y[x_val[:, 0] // 2], y_val)  # rows moved with their labels
+    np.testing.assert_array_equal(y[x_train[:, 0] // 2], y_train)
+    again = stratified_split_arrays(x, y, 0.2, seed=3)[2]
+    other = stratified_split_arrays(x, y, 0.2, seed=4)[2]
+    np.testing.assert_array_equal(x_val, again)
+    assert not np.array_equal(x_val, other)
+
+
+def test_stratified_split_of_singletons_and_nothing():
+    train, val = stratified_split(np.arange(5), 0.1, seed=0)  # no class can be shared out
+    assert len(val) == 1 and len(train) == 4
+    train, val = stratified_split(np.array([0, 0, 1]), 0.0, seed=0)
+    assert list(train) == [0, 1, 2] and len(val) == 0
+    with pytest.raises(ValueError):
+        stratified_split_arrays(np.zeros((4, 1)), np.zeros(4), 1.0, seed=0)
+
+
 # ---------------------------------------------------------------------------- mnist / fashion
 
 
-def test_mnist_idx_folder_validates_on_the_test_split(tmp_path, ctx):
+def test_mnist_idx_folder_shapes_and_scaling(tmp_path, ctx):
     raw = write_idx_folder(tmp_path / "mnist")
     data = load_mnist(MnistParams(path=str(tmp_path / "mnist")), ctx)
     info = data.info
@@ -108,24 +171,68 @@ def test_mnist_idx_folder_validates_on_the_test_split(tmp_path, ctx):
     assert info.preprocessing["image_size"] == [28, 28]
     assert info.preprocessing["color_mode"] == "grayscale"
     assert info.preprocessing["rescale"] == pytest.approx(1 / 255)
-    assert data.train_size == 20 and data.test is None
     x, y = arrays(data.train)
-    assert x.shape == (20, 28, 28, 1) and x.dtype == np.float32
+    x_val, y_val = arrays(data.validation)
+    assert data.train_size == len(y) == 10 and len(y_val) == 10  # 2 per class: 1 + 1
+    assert x.shape == (10, 28, 28, 1) and x.dtype == np.float32
     assert y.dtype == np.int32
     assert x.min() == 0.0 and x.max() == 1.0
-    np.testing.assert_allclose(x[..., 0], raw["x_train"] / 255.0, rtol=1e-6)
-    np.testing.assert_array_equal(y, raw["y_train"])
+    rows = assert_rows_of(as_uint8(x), y, raw["x_train"], raw["y_train"])
+    np.testing.assert_allclose(x[..., 0], raw["x_train"][rows] / 255.0, rtol=1e-6)
+    x_test, y_test = arrays(data.test)
+    assert x_test.shape == (10, 28, 28, 1)
+    np.testing.assert_array_equal(y_test, raw["y_test"])
+
+
+def test_mnist_default_validation_is_a_stratified_seeded_holdout_of_train(tmp_path):
+    raw = write_idx_folder(tmp_path / "m", n_train=200, n_test=30)  # 20 images per class
+    params = MnistParams(path=str(tmp_path / "m"))
+    data = load_mnist(params, LoadContext(tmp_path / "c", seed=7))
+    info = data.info
+    assert info.preprocessing["validation_source"] == "train"
+    assert "0.1 of the training images" in info.preprocessing["validation"]
+    x, y = arrays(data.train)
     x_val, y_val = arrays(data.validation)
-    assert x_val.shape == (10, 28, 28, 1)
+    assert (len(y), len(y_val)) == (180, 20)
+    # the validation images are training images, never test images
+    val_rows = assert_rows_of(as_uint8(x_val), y_val, raw["x_train"], raw["y_train"])
+    assert row_positions(raw["x_test"], as_uint8(x_val)) == [None] * 20
+    train_rows = assert_rows_of(as_uint8(x), y, raw["x_train"], raw["y_train"])
+    assert sorted(train_rows + val_rows) == list(range(200))  # disjoint, nothing lost
+    # stratified: 10% of each class
+    assert np.bincount(y_val, minlength=10).tolist() == [2] * 10
+    # the test split is still the whole t10k set
+    x_test, y_test = arrays(data.test)
+    np.testing.assert_array_equal(as_uint8(x_test), raw["x_test"])
+    np.testing.assert_array_equal(y_test, raw["y_test"])
+    # seeded: the same seed draws the same rows, another seed others
+    again = arrays(load_mnist(params, LoadContext(tmp_path / "c", seed=7)).validation)[0]
+    np.testing.assert_array_equal(again, x_val)
+    other = arrays(load_mnist(params, LoadContext(tmp_path / "c", seed=8)).validation)[0]
+    assert sorted(row_positions(raw["x_train"], as_uint8(other))) != sorted(val_rows)
+
+
+def test_mnist_validation_test_validates_on_the_test_split_and_keeps_it(tmp_path, ctx):
+    raw = write_idx_folder(tmp_path / "m", n_train=20, n_test=10)
+    data = load_mnist(MnistParams(path=str(tmp_path / "m"), validation="test"), ctx)
+    assert data.info.preprocessing["validation_source"] == "test"
+    assert data.train_size == 20  # nothing held out of training
+    x_val, y_val = arrays(data.validation)
+    np.testing.assert_array_equal(as_uint8(x_val), raw["x_test"])
     np.testing.assert_array_equal(y_val, raw["y_test"])
+    x_test, y_test = arrays(data.test)  # still the test split: the harness can report it
+    np.testing.assert_array_equal(x_test, x_val)
+    np.testing.assert_array_equal(y_test, y_val)
+    with pytest.raises(ValueError, match="validation_split is not used"):
+        MnistParams(validation="test", validation_split=0.2)
 
 
 def test_validation_split_carves_train_and_keeps_the_test_split(tmp_path, ctx):
-    write_idx_folder(tmp_path / "m", n_train=20, n_test=10)
-    params = MnistParams(path=str(tmp_path / "m"), validation_split=0.25, limit=16, test_limit=6)
+    write_idx_folder(tmp_path / "m", n_train=60, n_test=10)
+    params = MnistParams(path=str(tmp_path / "m"), validation_split=0.25, limit=40, test_limit=6)
     data = load_mnist(params, ctx)
-    assert data.train_size == 12
-    assert len(arrays(data.validation)[1]) == 4
+    assert data.train_size == 30
+    assert np.bincount(arrays(data.validation)[1]).tolist() == [1] * 10  # 4 per class: 1 held
     assert len(arrays(data.test)[1]) == 6
     again = load_mnist(params, ctx)
     np.testing.assert_array_equal(arrays(data.validation)[0], arrays(again.validation)[0])
@@ -144,9 +251,13 @@ def test_npz_file_or_folder_and_fashion_class_names(tmp_path, ctx):
         assert data.info.class_names == FASHION_CLASSES
         assert data.info.class_names[9] == "Ankle boot"
         assert data.info.preprocessing["format"] == "npz"
+        assert data.info.preprocessing["validation_source"] == "train"
         x, y = arrays(data.train)
-        assert x.shape == (12, 28, 28, 1) and x.dtype == np.float32 and x.max() == 1.0
-        np.testing.assert_array_equal(arrays(data.validation)[1], y_test)
+        x_val, y_val = arrays(data.validation)
+        assert x.shape[1:] == (28, 28, 1) and x.dtype == np.float32 and x.max() == 1.0
+        assert len(y) + len(y_val) == 12
+        assert_rows_of(as_uint8(x_val), y_val, x_train, y_train)
+        np.testing.assert_array_equal(arrays(data.test)[1], y_test)
     with pytest.raises(HarnessError, match="no MNIST data found"):
         load_mnist(MnistParams(path=str(folder)), ctx)  # a fashion npz is not MNIST
 
@@ -157,7 +268,7 @@ def test_idx_files_with_other_names(tmp_path, ctx):
     with pytest.raises(HarnessError, match="train-images-idx3-ubyte.gz"):
         load_fashion_mnist(MnistParams(path=str(tmp_path / "sub")), ctx)
     data = load_fashion_mnist(MnistParams(path=str(tmp_path / "sub"), **names), ctx)
-    assert data.train_size == 5
+    assert data.train_size == 4  # 5 images of 5 classes: one held out
     with pytest.raises(HarnessError, match=r"train_labels = 'nope.gz'"):
         load_fashion_mnist(
             MnistParams(path=str(tmp_path / "sub"), **{**names, "train_labels": "nope.gz"}), ctx
@@ -171,7 +282,8 @@ def test_plain_uncompressed_idx_is_read(tmp_path, ctx):
         gz = folder / name
         (folder / name.removesuffix(".gz")).write_bytes(gzip.decompress(gz.read_bytes()))
         gz.unlink()
-    assert load_mnist(MnistParams(path=str(folder)), ctx).train_size == 20
+    data = load_mnist(MnistParams(path=str(folder)), ctx)
+    assert data.train_size + len(arrays(data.validation)[1]) == 20
 
 
 def test_wrong_magic_number(tmp_path, ctx):
@@ -248,9 +360,9 @@ def test_download_cache_is_used_offline(tmp_path, ctx, monkeypatch):
     cache.mkdir(parents=True)
     x, y = fake_images(8, 5)
     np.savez(cache / "mnist.npz", x_train=x, y_train=y, x_test=x[:3], y_test=y[:3])
-    assert load_mnist(MnistParams(), ctx).train_size == 8
+    assert load_mnist(MnistParams(), ctx).train_size == 7  # one of 8 held out
     write_idx_folder(cache / "fashion-mnist", n_train=6, n_test=4)  # keras.datasets' layout
-    assert load_fashion_mnist(MnistParams(), ctx).train_size == 6
+    assert load_fashion_mnist(MnistParams(), ctx).train_size == 5
 
 
 # ---------------------------------------------------------------------------- sign language
@@ -262,7 +374,7 @@ def test_sign_language_label_mapping_and_scaling(tmp_path, ctx):
     folder.mkdir()
     sign_frame(labels).to_csv(folder / "sign_mnist_train.csv", index=False)
     sign_frame([10, 24, 0], seed=1).to_csv(folder / "sign_mnist_test.csv", index=False)
-    data = load_sign_language_mnist(SignLanguageParams(path=str(folder)), ctx)
+    data = load_sign_language_mnist(SignLanguageParams(path=str(folder), validation="test"), ctx)
     info = data.info
     assert info.num_classes == 24 and len(info.class_names) == 24
     assert info.class_names == LETTERS
@@ -274,19 +386,53 @@ def test_sign_language_label_mapping_and_scaling(tmp_path, ctx):
     assert 0.0 <= x.min() and x.max() <= 1.0
     assert list(y) == [0, 8, 9, 23, 3, 9, 10, 22]
     assert [info.class_names[c] for c in y[:4]] == ["A", "I", "K", "Y"]
-    assert list(arrays(data.validation)[1]) == [9, 23, 0]  # the test CSV validates
-    assert data.test is None
-    split = load_sign_language_mnist(
-        SignLanguageParams(path=str(folder), validation_split=0.25), ctx
-    )
-    assert split.train_size == 6 and list(arrays(split.test)[1]) == [9, 23, 0]
+    assert list(arrays(data.validation)[1]) == [9, 23, 0]  # validation = "test": the test CSV
+    assert list(arrays(data.test)[1]) == [9, 23, 0]  # ... which stays the test split
+    assert info.preprocessing["validation_source"] == "test"
+
+
+def test_sign_language_default_holds_out_the_train_csv(tmp_path):
+    folder = tmp_path / "sign"
+    folder.mkdir()
+    train_labels = [k for k in range(25) if k != 9] * 10  # 10 rows per letter
+    train = sign_frame(train_labels)
+    train.to_csv(folder / "sign_mnist_train.csv", index=False)
+    test = sign_frame([10, 24, 0, 5], seed=1)
+    test.to_csv(folder / "sign_mnist_test.csv", index=False)
+    pixels = train.iloc[:, 1:].to_numpy().astype(np.uint8).reshape(-1, 28, 28)
+    classes = np.array([k if k < 9 else k - 1 for k in train_labels])
+    params = SignLanguageParams(path=str(folder))
+    data = load_sign_language_mnist(params, LoadContext(tmp_path / "c", seed=7))
+    assert data.info.preprocessing["validation_source"] == "train"
+    x, y = arrays(data.train)
+    x_val, y_val = arrays(data.validation)
+    assert (len(y), len(y_val)) == (216, 24)
+    assert np.bincount(y_val, minlength=24).tolist() == [1] * 24  # stratified: 10% of each
+    val_rows = assert_rows_of(as_uint8(x_val), y_val, pixels, classes)  # train-CSV rows
+    train_rows = assert_rows_of(as_uint8(x), y, pixels, classes)
+    assert sorted(train_rows + val_rows) == list(range(240))
+    assert list(arrays(data.test)[1]) == [9, 23, 0, 5]  # the test CSV is the test split
+    again = load_sign_language_mnist(params, LoadContext(tmp_path / "c", seed=7))
+    np.testing.assert_array_equal(arrays(again.validation)[0], x_val)
+    other = load_sign_language_mnist(params, LoadContext(tmp_path / "c", seed=8))
+    assert not np.array_equal(arrays(other.validation)[0], x_val)
+
+
+def test_sign_language_validation_test_needs_a_test_csv(tmp_path, ctx):
+    csv = tmp_path / "sign_mnist_train.csv"
+    sign_frame([0, 1, 2, 3]).to_csv(csv, index=False)
+    with pytest.raises(HarnessError, match="validation = 'test' but there is no test data"):
+        load_sign_language_mnist(SignLanguageParams(path=str(csv), validation="test"), ctx)
+    with pytest.raises(ValueError, match="validation_split is not used"):
+        SignLanguageParams(validation="test", validation_split=0.3)
 
 
 def test_sign_language_single_csv_and_kaggle_nested_layout(tmp_path, ctx):
     csv = tmp_path / "letters.csv"
     sign_frame(list(range(9)) + list(range(10, 21))).to_csv(csv, index=False)
     data = load_sign_language_mnist(SignLanguageParams(path=str(csv)), ctx)
-    assert data.train_size == 16 and len(arrays(data.validation)[1]) == 4
+    assert data.train_size == 18 and len(arrays(data.validation)[1]) == 2
+    assert data.test is None and data.info.preprocessing["validation_source"] == "train"
     nested = tmp_path / "kaggle" / "sign_mnist_test"
     nested.mkdir(parents=True)
     sign_frame([1, 2, 3, 4, 5]).to_csv(nested / "sign_mnist_test.csv", index=False)
@@ -352,6 +498,7 @@ def test_linear_more_points_noise_and_held_out_validation(ctx):
     np.testing.assert_array_equal(noisy, arrays(load_linear(LinearParams(noise=0.5), ctx).train)[1])
     held = load_linear(LinearParams(points=8, validation=True), ctx)
     assert held.train_size == 6 and len(arrays(held.validation)[1]) == 2
+    assert held.info.preprocessing["validation_source"] == "train"
 
 
 # ---------------------------------------------------------------------------- csv_table
@@ -377,6 +524,8 @@ def test_csv_table_binary_string_labels_and_standardize(tmp_path, ctx):
     assert info.preprocessing["skipped_columns"] == ["city"]
     x, y = arrays(data.train)
     assert x.dtype == np.float32 and set(y) <= {0, 1} and data.train_size == 32
+    assert np.bincount(arrays(data.validation)[1]).tolist() == [4, 4]  # stratified
+    assert info.preprocessing["validation_source"] == "train" and data.test is None
     np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-4)
     stats = info.preprocessing["standardize"]
@@ -436,25 +585,33 @@ def test_csv_table_errors(tmp_path, ctx):
 
 def test_shared_mnist_idx_and_npz(ctx):
     folder = shared_data("mnist")
-    idx = load_mnist(MnistParams(path=str(folder), limit=500, test_limit=300), ctx)
-    assert idx.info.preprocessing["format"] == "idx"
-    npz = load_mnist(MnistParams(path=str(folder / "mnist.npz"), limit=500, test_limit=300), ctx)
+    idx = load_mnist(
+        MnistParams(path=str(folder), limit=500, test_limit=300, validation="test"), ctx
+    )
+    npz = load_mnist(
+        MnistParams(path=str(folder / "mnist.npz"), limit=500, test_limit=300, validation="test"),
+        ctx,
+    )
     x_idx, y_idx = arrays(idx.train)
     x_npz, y_npz = arrays(npz.train)
     assert x_idx.shape == (500, 28, 28, 1) and x_idx.max() == 1.0
     np.testing.assert_array_equal(x_idx, x_npz)
     np.testing.assert_array_equal(y_idx, y_npz)
     assert list(y_idx[:5]) == [5, 0, 4, 1, 9]  # the first MNIST training labels
-    assert len(arrays(idx.validation)[1]) == 300
+    assert len(arrays(npz.validation)[1]) == len(arrays(npz.test)[1]) == 300
+    held = load_mnist(MnistParams(path=str(folder), limit=500, test_limit=300), ctx)
+    assert held.train_size == 450 and len(arrays(held.test)[1]) == 300
 
 
 def test_shared_fashion_mnist_subset(ctx):
     folder = shared_data("fashion-mnist")
     data = load_fashion_mnist(MnistParams(path=str(folder)), ctx)  # picks the subset npz
-    assert data.train_size == 100
-    y_val = arrays(data.validation)[1]
-    assert len(y_val) == 2000
-    assert np.bincount(y_val).tolist() == [200, 203, 214, 190, 219, 195, 197, 200, 194, 188]
+    y_train, y_val = arrays(data.train)[1], arrays(data.validation)[1]
+    assert len(y_train) + len(y_val) == 100 and len(y_val) >= 10
+    assert set(y_val.tolist()) == set(range(10))  # stratified: every class validates
+    y_test = arrays(data.test)[1]
+    assert len(y_test) == 2000
+    assert np.bincount(y_test).tolist() == [200, 203, 214, 190, 219, 195, 197, 200, 194, 188]
     subset = {
         "train_images": "train-images-idx3-ubyte.first100.gz",
         "train_labels": "train-labels-idx1-ubyte.first100.gz",
@@ -475,8 +632,11 @@ def test_shared_sign_language_csv(ctx):
     data = load_sign_language_mnist(SignLanguageParams(path=str(folder)), ctx)
     x, y = arrays(data.train)
     x_val, y_val = arrays(data.validation)
-    assert len(y) + len(y_val) == 7172
-    assert len(y_val) == round(7172 * 0.2)
+    assert len(y) + len(y_val) == 7172  # the only CSV there is the training data
+    assert len(y_val) == round(7172 * 0.1)
+    assert data.test is None and data.info.preprocessing["validation_source"] == "train"
+    share = np.bincount(y_val, minlength=24) / np.bincount(np.concatenate([y, y_val]))
+    np.testing.assert_allclose(share, 0.1, atol=0.01)  # stratified
     assert x.shape[1:] == (28, 28, 1) and x.dtype == np.float32
     assert x.min() == 0.0 and x.max() == 1.0
     counts = np.bincount(np.concatenate([y, y_val]), minlength=24)

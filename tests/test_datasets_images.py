@@ -4,6 +4,9 @@ Fixtures are class folders of real image files written with Pillow (PNG with
 alpha, JPEG, BMP, two-frame GIF, mixed sizes) plus a corrupt JPEG and a text file; each
 class is one solid colour, so the label of every decoded image can be checked
 against its pixels. End-to-end checks read ../shared/data and skip without it.
+
+Validation never comes from test/ unless ``validation = "test"``: a real
+validation/ folder validates, else a stratified, seeded hold-out of train/.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from harness_plugins.datasets.course_images import SETS
 from harness_plugins.datasets.image_folder import ImageFolderParams, load_image_folder
 from PIL import Image
 
-from harness.data import LoadContext
+from harness.data import LoadContext, stratified_split
 from harness.download import DownloadUnavailable
 from harness.errors import HarnessError
 
 COLOURS = {"a_red": (220, 20, 20), "b_green": (20, 220, 20), "c_blue": (20, 20, 220)}
+#: Dimmer colours of the same classes, for test/ folders: a test image is told by its pixels.
+TEST_COLOURS = {name: tuple(v // 2 for v in rgb) for name, rgb in COLOURS.items()}
 FORMATS = [("png", (40, 30), "RGBA"), ("jpg", (64, 64), "RGB"), ("bmp", (20, 50), "RGB"),
            ("gif", (33, 33), "P")]
 
@@ -47,10 +52,10 @@ def write_class(folder: Path, colour: tuple[int, int, int], count: int = 4) -> N
 
 
 def write_tree(root: Path, classes=("a_red", "b_green", "c_blue"), count: int = 4,
-               junk: bool = True) -> Path:
+               junk: bool = True, colours=COLOURS) -> Path:
     """A flat tree of class folders; with ``junk`` a corrupt .jpg and a .txt in the first."""
     for name in classes:
-        write_class(root / name, COLOURS[name], count)
+        write_class(root / name, colours[name], count)
     if junk:
         first = root / classes[0]
         (first / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
@@ -66,6 +71,11 @@ def collect(ds) -> tuple[np.ndarray, np.ndarray]:
 
 def params(path: Path, **values) -> ImageFolderParams:
     return ImageFolderParams(path=str(path), **values)
+
+
+def brightness(x: np.ndarray) -> np.ndarray:
+    """Each image's brightest channel mean: about 0.86 for COLOURS, 0.43 for TEST_COLOURS."""
+    return x.mean(axis=(1, 2)).max(axis=1)
 
 
 def test_flat_tree_shapes_labels_and_skipped_files(tmp_path, caplog):
@@ -86,6 +96,7 @@ def test_flat_tree_shapes_labels_and_skipped_files(tmp_path, caplog):
     x_val, y_val = collect(ds.validation)
     assert ds.train_size == len(y_train) == 9 and len(y_val) == 3
     assert sorted(y_val.tolist()) == [0, 1, 2]  # stratified: one per class
+    assert info.preprocessing["validation_source"] == "train" and ds.test is None
     x = np.concatenate([x_train, x_val])
     y = np.concatenate([y_train, y_val])
     assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
@@ -102,6 +113,8 @@ def test_grayscale_binary_and_rectangular_size(tmp_path):
     assert ds.info.task == "binary" and ds.info.num_classes == 2
     x, y = collect(ds.train)
     assert x.shape[1:] == (24, 40, 1) and set(y.tolist()) <= {0, 1}
+    assert (len(y), len(collect(ds.validation)[1])) == (6, 2)  # a flat tree: 0.2 by default
+    assert "0.2 of each class" in ds.info.preprocessing["validation"]
     rgb = load_image_folder(params(root, image_size=[24, 40]), LoadContext(tmp_path / "c2"))
     assert collect(rgb.train)[0].shape[1:] == (24, 40, 3)
 
@@ -115,20 +128,60 @@ def test_train_validation_test_tree(tmp_path):
     assert ds.train_size == 10
     assert len(collect(ds.validation)[1]) == 4
     assert len(collect(ds.test)[1]) == 6
+    assert ds.info.preprocessing["validation_source"] == "validation"  # a real validation/
 
 
-def test_train_and_test_only_validates_on_test(tmp_path):
+def test_train_and_test_holds_out_validation_from_train(tmp_path):
+    root = tmp_path / "rps"
+    write_tree(root / "Training", count=10, junk=False)
+    write_tree(root / "Test", count=2, junk=False, colours=TEST_COLOURS)
+    ds = load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c", seed=4))
+    assert ds.info.preprocessing["validation_source"] == "train"
+    assert "0.1 of each class of the Training/ folder" in ds.info.preprocessing["validation"]
+    x_val, y_val = collect(ds.validation)
+    x_train, y_train = collect(ds.train)
+    assert ds.train_size == 27 and sorted(y_val.tolist()) == [0, 1, 2]  # 10% of each class
+    assert (brightness(x_val) > 0.65).all(), "validation images must come from Training/"
+    assert (brightness(x_train) > 0.65).all()
+    x_test, y_test = collect(ds.test)  # Test/ is the test split, whole
+    assert sorted(y_test.tolist()) == [0, 0, 1, 1, 2, 2] and (brightness(x_test) < 0.65).all()
+    # seeded: the same seed holds out the same images, another seed others
+    def held_out(seed: int) -> np.ndarray:
+        context = LoadContext(tmp_path / "c", seed=seed)
+        return collect(load_image_folder(params(root, image_size=16), context).validation)[0]
+
+    np.testing.assert_array_equal(held_out(4), x_val)
+    assert not np.array_equal(held_out(5), x_val)
+
+
+def test_validation_test_validates_on_test_and_keeps_it(tmp_path):
     root = tmp_path / "rps"
     write_tree(root / "Training", count=4, junk=False)
-    write_tree(root / "Test", count=2, junk=False)
-    ds = load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c"))
-    assert ds.train_size == 12 and len(collect(ds.validation)[1]) == 6 and ds.test is None
-    held = load_image_folder(
-        params(root, image_size=16, validation_from_test=False, validation_split=0.25),
-        LoadContext(tmp_path / "c2"),
-    )
-    assert held.train_size == 9 and len(collect(held.validation)[1]) == 3
-    assert len(collect(held.test)[1]) == 6
+    write_tree(root / "Test", count=2, junk=False, colours=TEST_COLOURS)
+    ds = load_image_folder(params(root, image_size=16, validation="test"),
+                           LoadContext(tmp_path / "c"))
+    assert ds.info.preprocessing["validation_source"] == "test"
+    assert ds.train_size == 12  # nothing held out of Training/
+    x_val, y_val = collect(ds.validation)
+    x_test, y_test = collect(ds.test)
+    assert len(y_val) == 6 and (brightness(x_val) < 0.65).all()  # the Test/ images
+    np.testing.assert_array_equal(x_val, x_test)
+    np.testing.assert_array_equal(y_val, y_test)
+    with pytest.raises(HarnessError, match="validation = 'test' but there is no test folder"):
+        load_image_folder(params(root / "Training", image_size=16, validation="test"),
+                          LoadContext(tmp_path / "c2"))
+    with pytest.raises(ValueError, match="validation_split is not used"):
+        params(root, validation="test", validation_split=0.2)
+
+
+def test_validation_split_zero_means_no_validation(tmp_path):
+    root = tmp_path / "data"
+    write_tree(root / "train", count=3, junk=False)
+    write_tree(root / "test", count=1, junk=False)
+    ds = load_image_folder(params(root, image_size=16, validation_split=0),
+                           LoadContext(tmp_path / "c"))
+    assert ds.validation is None and ds.train_size == 9 and len(collect(ds.test)[1]) == 3
+    assert ds.info.preprocessing["validation_source"] is None
 
 
 def test_nothing_usable_is_a_clear_error(tmp_path):
@@ -256,13 +309,14 @@ def test_every_cache_mode_yields_the_same_data(tmp_path, caplog, options, mode):
 
 
 def test_stratified_split_is_seeded_and_per_class():
+    assert image_folder.stratified_split is stratified_split  # one shared splitter
     labels = np.repeat([0, 1, 2], [10, 20, 1])
-    train, val = image_folder.stratified_split(labels, 0.2, seed=5)
+    train, val = stratified_split(labels, 0.2, seed=5)
     assert sorted(np.bincount(labels[val], minlength=3).tolist()) == [0, 2, 4]
     assert len(train) + len(val) == len(labels) and not set(train) & set(val)
     assert 2 in labels[train]  # a class of one image stays in training
-    again = image_folder.stratified_split(labels, 0.2, seed=5)[1]
-    other = image_folder.stratified_split(labels, 0.2, seed=6)[1]
+    again = stratified_split(labels, 0.2, seed=5)[1]
+    other = stratified_split(labels, 0.2, seed=6)[1]
     np.testing.assert_array_equal(val, again)
     assert not np.array_equal(val, other)
 
@@ -299,7 +353,10 @@ def test_named_dataset_download_layout_and_reuse(tmp_path, monkeypatch):
     loader = course_images._make_loader(dataset)
     ds = loader(params_model(image_size=16), LoadContext(tmp_path / "c"))
     assert ds.info.num_classes == 3 and ds.info.input_shape == (16, 16, 3)
-    assert ds.train_size == 9 and len(collect(ds.validation)[1]) == 3
+    # rps/ holds out one image per class; rps-test-set/ is the test split
+    assert ds.train_size == 6 and len(collect(ds.validation)[1]) == 3
+    assert len(collect(ds.test)[1]) == 3
+    assert ds.info.preprocessing["validation_source"] == "train"
     assert fetched == ["rps.zip", "rps-test-set.zip"]
     loader(params_model(image_size=16), LoadContext(tmp_path / "c"))
     assert fetched == ["rps.zip", "rps-test-set.zip"]  # unzipped folders reused, no get_file
@@ -325,18 +382,19 @@ def test_named_dataset_missing_path(tmp_path):
 
 
 SHARED = {
-    # name: (folder in ../shared/data, classes, limit_per_class, expected train, validation)
-    "horses_or_humans": ("horse-or-human", 2, 10, 16, 4),
-    "rock_paper_scissors": ("rock-paper-scissors", 3, 6, 18, 18),
-    "cats_vs_dogs": ("cats-vs-dogs", 2, 6, 12, 12),
-    "malaria": ("malaria", 2, 6, 12, 12),
-    "fruits": ("fruits", 33, 2, 66, 66),
+    # name: (folder in ../shared/data, classes, limit_per_class, expected train, validation,
+    #        validation_source, test)
+    "horses_or_humans": ("horse-or-human", 2, 10, 16, 4, "train", 0),  # flat: 0.2 held out
+    "rock_paper_scissors": ("rock-paper-scissors", 3, 6, 15, 3, "train", 18),
+    "cats_vs_dogs": ("cats-vs-dogs", 2, 6, 12, 12, "validation", 0),
+    "malaria": ("malaria", 2, 6, 12, 12, "validation", 0),
+    "fruits": ("fruits", 33, 2, 33, 33, "train", 66),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SHARED))
 def test_named_datasets_on_shared_data(tmp_path, name):
-    folder, classes, limit, n_train, n_val = SHARED[name]
+    folder, classes, limit, n_train, n_val, source, n_test = SHARED[name]
     path = shared_data(folder)
     dataset, params_model = SETS[name]
     size = params_model().image_size
@@ -350,6 +408,8 @@ def test_named_datasets_on_shared_data(tmp_path, name):
     x, y = collect(ds.validation)
     assert len(y) == n_val and x.shape[1:] == (size, size, 3)
     assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.1
+    assert ds.info.preprocessing["validation_source"] == source
+    assert (len(collect(ds.test)[1]) if ds.test is not None else 0) == n_test
 
 
 def test_image_folder_on_shared_cats_vs_dogs(tmp_path):

@@ -56,6 +56,7 @@ def test_two_headlines_ngrams_and_padding(tmp_path):
     assert ds.info.preprocessing == {
         "sequence_length": 4, "padding": "pre", "truncating": "pre",
         "lowercase": True, "strip_punctuation": True, "oov_index": 1,
+        "validation": "the training n-grams (validation_split = 0)", "validation_source": "train",
     }
     x = np.stack([x.numpy() for x, _ in ds.train])
     y = np.array([y.numpy() for _, y in ds.train])

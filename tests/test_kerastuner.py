@@ -123,8 +123,9 @@ def test_same_study_with_both_backends_gives_the_same_table(
     capsys.readouterr()
     assert main(["show", "kt", "--runs-dir", str(tmp_path / "kt")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split()[:3] == ["number", "state", "val_accuracy"]
-    assert len(lines) == 4
+    assert lines[0] == "study kt: 3 of 3 trials finished (3 complete)"
+    assert lines[1].split()[:3] == ["number", "state", "val_accuracy"]
+    assert len(lines) == 5
 
 
 def test_hyperband_trains_trials_at_increasing_epoch_budgets(write_study, run_study_in_process):

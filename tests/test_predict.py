@@ -108,6 +108,7 @@ def test_transfer_model_loads_in_safe_mode_and_prints_top_k(fx_plugins, tmp_path
     )
     x, _ = fixture_images(32, 3, 4)
     image = write_png(tmp_path / "shape.png", x[3])
+    capsys.readouterr()  # the run's own lines
     assert main(["predict", str(run_dir / "best.keras"), str(image), "--top", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3

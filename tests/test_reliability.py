@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def _table(tmp_path: Path) -> pd.DataFrame:
     return pd.read_csv(tmp_path / "runs" / "crash" / "trials.csv").set_index("number")
 
 
-def test_sigkill_mid_trial_then_resume_keeps_finished_trials(tmp_path):
+def test_sigkill_mid_trial_then_resume_gives_exactly_the_budget(tmp_path):
     process = _start(tmp_path, 3, hold=2)
     _wait_for_trial(tmp_path, 2)
     os.killpg(process.pid, signal.SIGKILL)
@@ -63,32 +64,66 @@ def test_sigkill_mid_trial_then_resume_keeps_finished_trials(tmp_path):
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     table = _table(tmp_path)
-    assert list(table.index) == [0, 1, 2] or sorted(table.index) == [0, 1, 2]
     assert (table.loc[[0, 1], "state"] == "complete").all()
+    # The killed trial stays in the table, not counted; its parameters ran again as #3.
     assert table.loc[2, "state"] == "failed"
     assert "interrupted" in table.loc[2, "fail_reason"]
+    assert "re-run as trial #3" in table.loc[2, "fail_reason"]
+    assert not table.loc[2, "counted"]
+    assert table.loc[3, "state"] == "complete"
+    assert table.loc[3, "retry_of"] == 2
+    assert table.loc[3, "model.units"] == table.loc[2, "model.units"], "same parameters re-run"
+    counted = table[table["counted"] & table["state"].isin(["complete", "pruned", "failed"])]
+    assert len(counted) == 3, table
+    assert "3 of 3 trials finished" in out
     assert (tmp_path / "runs" / "crash" / "best.keras").is_file()
 
-    retried = _start(tmp_path, 3, "--retry-failed")
-    out, err = retried.communicate(timeout=300)
-    assert retried.returncode == 0, err[-3000:]
-    table = _table(tmp_path)
-    assert len(table) == 4
-    assert table.loc[3, "state"] == "complete"
-    assert table.loc[3, "model.units"] == table.loc[2, "model.units"], "same parameters re-run"
-    assert "(retried)" in table.loc[2, "fail_reason"]
 
+def test_ctrl_c_marks_the_trial_and_prints_a_resume_command_that_works(tmp_path):
+    from harness.cli import main
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
-    process = _start(tmp_path, 3, hold=1)
+    extra = ("--set", "train.batch_size=16", "--recycle-after", "5")
+    process = _start(tmp_path, 3, *extra, hold=1)
     _wait_for_trial(tmp_path, 1)
+    # Live results: trial 0 is in trials.csv and `show` lists trial 1 as running.
+    assert _table(tmp_path).loc[0, "state"] == "complete"
+    runs = str(tmp_path / "runs")
+    os.environ["HARNESS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        import contextlib
+        import io
+
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            assert main(["show", "crash", "--runs-dir", runs]) == 0
+    finally:
+        os.environ.pop("HARNESS_DISABLE_PLUGIN_AUTOLOAD", None)
+    assert "1 still running" in shown.getvalue()
+    assert "running" in shown.getvalue().split("\n", 2)[2]
+
     os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 130
-    assert "Resume with the same command" in err
+    assert process.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     table = _table(tmp_path)
     assert table.loc[0, "state"] == "complete"
+    assert "running" not in set(table["state"])
+    assert table.loc[1, "state"] == "failed"
+    assert table.loc[1, "fail_reason"].startswith("interrupted by the user")
+
+    printed = err.split("Resume with: ", 1)[1].strip().splitlines()[0]
+    words = shlex.split(printed)
+    assert words[0] == "harness" and "--runs-dir" in words and "train.batch_size=16" in words
+    env = {**os.environ, "PROBE_DIR": str(tmp_path), "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("PROBE_HOLD", None)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "harness", *words[1:]],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    table = _table(tmp_path)
+    assert "3 of 3 trials finished" in resumed.stdout
+    assert table.loc[table["retry_of"] == 1, "state"].tolist() == ["complete"]
 
 
 def test_workers_are_recycled_and_memory_stays_bounded(tmp_path):

@@ -338,6 +338,8 @@ def test_tensorboard_serves_hparams_of_every_trial(study_run):
     assert len(listed) == len(table), listed.keys()
     for _, row in table.iterrows():
         group = listed[f"trial-{int(row['number']):04d}"]
+        assert [s.get("status") for s in group["sessions"]] == ["STATUS_SUCCESS"]
+        assert group["hparams"]["state"] == "complete"
         for name in SEARCHED:
             value = group["hparams"][name]
             if isinstance(row[name], str):
@@ -350,7 +352,7 @@ def test_tensorboard_serves_hparams_of_every_trial(study_run):
         assert metrics["final/val_loss"] == pytest.approx(row["val_loss"], rel=1e-5)
 
     infos = {info["name"]: info for info in experiment["hparamInfos"]}
-    assert set(SEARCHED) <= set(infos)
+    assert set(infos) == {*SEARCHED, "worker", "device", "state"}
     assert infos["model.units"]["domainDiscrete"] == [8, 16, 32]
     assert infos["model.activation"]["domainDiscrete"] == ["relu", "tanh"]
     assert infos["model.dropout"]["domainInterval"] == {"minValue": 0.0, "maxValue": 0.3}

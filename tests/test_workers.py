@@ -78,7 +78,7 @@ def test_three_workers_meet_the_exact_budget_each_on_its_own_device(tmp_path):
     assert seen <= {"'0'", "'1'"} and len(seen) == 2, "each process saw only its own device"
 
 
-def test_killed_worker_fails_its_trial_and_the_others_finish(tmp_path):
+def test_killed_worker_trial_is_rerun_and_the_budget_is_met(tmp_path):
     process = _run(tmp_path, trials=4, workers=2, env_extra={"PROBE_HOLD": "0"}, wait=False)
     deadline = time.time() + 200
     victim = None
@@ -90,9 +90,11 @@ def test_killed_worker_fails_its_trial_and_the_others_finish(tmp_path):
     out, err = process.communicate(timeout=400)
     assert process.returncode == 0, err[-3000:]
     table = pd.read_csv(tmp_path / "runs" / "spread" / "trials.csv").set_index("number")
-    assert len(table) == 4
-    assert table.loc[0, "state"] == "failed"
+    assert len(table) == 5, "4 counted trials plus the interrupted one"
+    assert table.loc[0, "state"] == "failed" and not table.loc[0, "counted"]
     assert "died" in table.loc[0, "fail_reason"] and "-9" in table.loc[0, "fail_reason"]
+    rerun = table[table["retry_of"] == 0]
+    assert len(rerun) == 1 and rerun["state"].iloc[0] == "complete"
     assert (table.drop(index=0)["state"] == "complete").all()
 
 
@@ -129,15 +131,16 @@ def test_postgresql_storage_shared_by_two_workers(tmp_path):
 
 
 @pytest.mark.parametrize("in_process", [False, True])
-def test_orchestrating_process_leaves_the_gpus_to_its_workers(
+def test_orchestrating_process_leaves_tensorflow_and_the_gpus_to_its_workers(
     in_process, monkeypatch, plugins, write_study
 ):
-    """Only an in-process run trains in the orchestrating process; otherwise it hides the
-    GPUs from its own TensorFlow before any lifecycle hook can start it."""
+    """Only an in-process run trains in the orchestrating process; otherwise it never
+    starts TensorFlow (no GPU memory, no 10 s import) before its workers run."""
+    import harness.orchestrator
     import harness.quiet
     from harness.orchestrator import RunOptions, run_study
     from harness.study import load_study
-    from harness.workers import configure_tensorflow, keep_off_gpus
+    from harness.workers import configure_tensorflow
 
     class Started(Exception):
         pass
@@ -145,8 +148,12 @@ def test_orchestrating_process_leaves_the_gpus_to_its_workers(
     def record(configure=None):
         raise Started(configure)
 
+    def supervise(*args, **kwargs):
+        raise Started("workers")
+
     monkeypatch.setattr(harness.quiet, "start_tensorflow", record)
+    monkeypatch.setattr(harness.orchestrator, "_supervise", supervise)
     spec = load_study(write_study(PROBE_STUDY.format(name="gpus", trials=1, seed=1)), plugins)
     with pytest.raises(Started) as started:
         run_study(spec, plugins, RunOptions(in_process=in_process, show_progress=False))
-    assert started.value.args[0] is (configure_tensorflow if in_process else keep_off_gpus)
+    assert started.value.args[0] == (configure_tensorflow if in_process else "workers")

@@ -596,6 +596,7 @@ class _Runner:
         self.role: str = limits["role"]
         self.worker: str = limits["worker"]
         self.device: str = limits["device"]
+        self.on_trial_done = limits.get("on_trial_done")
         self.ran = 0
         self.aborted: BaseException | None = None
 
@@ -616,6 +617,8 @@ class _Runner:
             raise _StopSearch("budget")
 
     def after_trial(self) -> None:
+        if self.on_trial_done is not None:
+            self.on_trial_done()
         if self.aborted is not None:
             raise self.aborted
 
@@ -662,7 +665,7 @@ class _Runner:
             self.aborted = exc
             raise kt_errors.FailedTrialError(str(exc)) from exc
         except KeyboardInterrupt:
-            reason = "interrupted (Ctrl-C); rerun to resume"
+            reason = "interrupted by the user"
             record.update(state="failed", fail_reason=reason, orphaned=True)
             _write_json(path, record)
             raise
@@ -908,6 +911,7 @@ def run_worker(
     worker: str = "main",
     device: str = "cpu",
     memory_limit_mb: float | None = None,
+    on_trial_done: Any = None,
 ) -> int:
     """Run KerasTuner's search until the budget, the deadline or ``max_trials`` is reached
     (or, between trials, this process's memory is above ``memory_limit_mb``).
@@ -933,6 +937,7 @@ def run_worker(
         memory_limit_mb=memory_limit_mb,
         worker=worker,
         device=device,
+        on_trial_done=on_trial_done,
     )
     tuner = open_tuner(spec, kt_space, project, budget, runner, role)
     if role == "chief":

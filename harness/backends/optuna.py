@@ -19,6 +19,10 @@ from harness.errors import HarnessError, TrialPruned
 from harness.study import StudySpec
 
 log = logging.getLogger(__name__)
+# Optuna's records go through harness.logs' handlers: one line in the terminal,
+# tracebacks in runs/<study>/harness.log.
+optuna.logging.disable_default_handler()
+optuna.logging.enable_propagation()
 
 FINISHED = (
     optuna.trial.TrialState.COMPLETE,
@@ -138,25 +142,34 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
 
 
 SURPLUS = "harness:surplus"
-
-
 RETRIED = "harness:retried"
+#: A trial whose run was cut short from outside (worker killed, Ctrl-C, machine lost): it
+#: never counts toward the budget and its parameters are run again (``[study].max_retries``).
+INTERRUPTED = "harness:interrupted"
+#: On a re-run trial: the number of the interrupted (or ``--retry-failed``) trial it repeats.
+RETRY_OF = "harness:retry_of"
+#: Study attribute: numbers of interrupted trials whose re-run was already enqueued.
+REQUEUED = "harness:requeued"
+INTERRUPTED_BY_USER = "interrupted by the user"
 
 
 def retried_numbers(study: optuna.Study) -> set[int]:
-    """Numbers of failed trials whose parameters were enqueued again (a study attribute,
-    since a finished trial can no longer be changed)."""
+    """Numbers of failed trials whose parameters were enqueued again by ``--retry-failed``
+    (a study attribute, since a finished trial can no longer be changed)."""
     return set(study.user_attrs.get(RETRIED, []))
 
 
+def counts(trial: FrozenTrial, retried: set[int]) -> bool:
+    """Whether ``trial`` takes a slot of the budget: not surplus, not interrupted, not
+    replaced by a ``--retry-failed`` re-run."""
+    attrs = trial.user_attrs
+    return not attrs.get(SURPLUS) and not attrs.get(INTERRUPTED) and trial.number not in retried
+
+
 def counted_trials(study: optuna.Study, states=FINISHED) -> list[FrozenTrial]:
-    """Trials in ``states`` that count toward the budget (surplus and retried ones never do)."""
+    """Trials in ``states`` that count toward the budget (see :func:`counts`)."""
     retried = retried_numbers(study)
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=states)
-        if not t.user_attrs.get(SURPLUS) and t.number not in retried
-    ]
+    return [t for t in study.get_trials(deepcopy=False, states=states) if counts(t, retried)]
 
 
 def retry_failed(spec: StudySpec, url: str) -> int:
@@ -168,9 +181,46 @@ def retry_failed(spec: StudySpec, url: str) -> int:
     study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
     failed = [t for t in counted_trials(study, (optuna.trial.TrialState.FAIL,)) if t.params]
     for trial in failed:
-        study.enqueue_trial(trial.params)
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
     study.set_user_attr(RETRIED, sorted(retried_numbers(study) | {t.number for t in failed}))
     return len(failed)
+
+
+def retry_depth(trial: FrozenTrial, by_number: dict[int, FrozenTrial]) -> int:
+    """How many times these parameters already ran before ``trial`` (0: a first run)."""
+    depth, seen = 0, {trial.number}
+    parent = trial.user_attrs.get(RETRY_OF)
+    while isinstance(parent, int) and parent in by_number and parent not in seen:
+        depth += 1
+        seen.add(parent)
+        parent = by_number[parent].user_attrs.get(RETRY_OF)
+    return depth
+
+
+def requeue_interrupted(spec: StudySpec, url: str) -> int:
+    """Enqueue once more the parameters of every interrupted trial (up to ``max_retries``
+    runs of the same parameters), as Optuna's RetryFailedTrialCallback does; the new
+    trial records which trial it repeats. Returns how many were enqueued."""
+    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    done = set(study.user_attrs.get(REQUEUED, []))
+    fresh = [
+        t
+        for t in trials
+        if t.state == optuna.trial.TrialState.FAIL
+        and t.user_attrs.get(INTERRUPTED)
+        and t.number not in done
+    ]
+    if not fresh:
+        return 0
+    enqueued = 0
+    for trial in fresh:
+        if trial.params and retry_depth(trial, by_number) < spec.study.max_retries:
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            enqueued += 1
+    study.set_user_attr(REQUEUED, sorted(done | {t.number for t in fresh}))
+    return enqueued
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -196,8 +246,7 @@ def is_surplus(study: optuna.Study, number: int, budget: int) -> bool:
         for t in study.get_trials(deepcopy=False)
         if t.number < number
         and t.state != optuna.trial.TrialState.WAITING
-        and not t.user_attrs.get(SURPLUS)
-        and t.number not in retried
+        and counts(t, retried)
     ]
     return len(earlier) >= budget
 
@@ -244,6 +293,47 @@ def _is_best(study: optuna.Study, spec: StudySpec, value: float) -> bool:
     return value < min(values)
 
 
+def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
+    """``a`` is at least as good as ``b`` on every objective and better on one."""
+    better = [sa * x > sa * y for sa, x, y in zip(signs, a, b, strict=True)]
+    worse = [sa * x < sa * y for sa, x, y in zip(signs, a, b, strict=True)]
+    return any(better) and not any(worse)
+
+
+def models_to_keep(study: optuna.Study, spec: StudySpec, number: int, values: list[float]):
+    """Trial numbers whose models stay on disk once trial ``number`` completes with
+    ``values``: the ``keep_models`` best, or the Pareto front of a multi-objective study."""
+    done = {
+        t.number: list(t.values)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.values
+    }
+    done[number] = list(values)
+    signs = [1 if o.direction == "maximize" else -1 for o in spec.objectives]
+    if spec.multi_objective:
+        return {
+            n
+            for n, v in done.items()
+            if not any(_dominates(w, v, signs) for m, w in done.items() if m != n)
+        }
+    ranked = sorted(done, key=lambda n: (-signs[0] * done[n][0], n))
+    return set(ranked[: spec.study.keep_models])
+
+
+def _keep_model(study, spec, context, ctx, result, values) -> None:
+    """Save this trial's model if it is among the kept ones, drop the models that no
+    longer are, and refresh ``best.keras`` when it is the best so far."""
+    from harness.results import prune_trial_models, save_best_model, save_trial_model
+
+    keep = models_to_keep(study, spec, ctx.number, values)
+    if ctx.number in keep:
+        save_trial_model(context.run_dir, ctx, result)
+    if not spec.multi_objective and _is_best(study, spec, values[0]):
+        save_best_model(context.run_dir, ctx, result)
+    finished = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
+    prune_trial_models(context.run_dir, keep, finished | {ctx.number})
+
+
 def run_worker(
     context: StudyContext,
     plugins: Any,
@@ -255,15 +345,17 @@ def run_worker(
     worker: str = "main",
     device: str = "cpu",
     memory_limit_mb: float | None = None,
+    on_trial_done: Any = None,
 ) -> int:
     """Pull and run trials until the budget, the deadline or ``max_trials`` is reached.
+
+    ``on_trial_done()`` (an in-process run's results writer) is called after each trial.
 
     Returns how many trials this call ran; a return before the budget is met
     (``max_trials`` or ``memory_limit_mb`` reached) asks for a fresh worker. Every
     trial goes through :func:`harness.trial.run_trial`; a failing trial is recorded
     with its reason and the loop goes on.
     """
-    from harness.results import save_best_model
     from harness.trial import StudyAborted, release_trial_memory, run_trial
     from harness.workers import resident_memory_mb
 
@@ -293,7 +385,8 @@ def run_worker(
             trial.set_user_attr("fail_reason", str(exc))
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C); rerun to resume")
+            trial.set_user_attr(INTERRUPTED, True)
+            trial.set_user_attr("fail_reason", INTERRUPTED_BY_USER)
             raise
         trial.set_user_attr("duration_s", round(result.duration_s, 3))
         trial.set_user_attr("history", json.dumps(result.history))
@@ -306,8 +399,7 @@ def run_worker(
             if result.state == "pruned":
                 raise optuna.TrialPruned()
             values = [result.metrics[o.metric] for o in spec.objectives]
-            if not spec.multi_objective and _is_best(study, spec, values[0]):
-                save_best_model(context.run_dir, ctx, result)
+            _keep_model(study, spec, context, ctx, result, values)
             return values if spec.multi_objective else values[0]
         finally:
             release_trial_memory()
@@ -324,6 +416,8 @@ def run_worker(
             break
         # StudyAborted is not caught: Optuna records the trial as failed and re-raises it.
         study.optimize(objective, n_trials=1, catch=(_Failed,), gc_after_trial=False)
+        if on_trial_done is not None:
+            on_trial_done()
         if surplus_seen:
             # Every remaining slot is held by a running trial of another worker.
             break
@@ -350,8 +444,14 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
 
     metric_names = [o.metric for o in spec.objectives]
     retried = retried_numbers(study)
+    trials = study.get_trials(deepcopy=False)
+    rerun_as = {
+        t.user_attrs[RETRY_OF]: t.number
+        for t in trials
+        if isinstance(t.user_attrs.get(RETRY_OF), int)
+    }
     records = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         attrs = trial.user_attrs
         if attrs.get(SURPLUS):
             continue
@@ -372,8 +472,10 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
                 duration_s=duration,
                 worker=attrs.get("worker"),
                 device=attrs.get("device"),
-                fail_reason=_reason(attrs, trial.number in retried),
+                fail_reason=_reason(attrs, rerun_as.get(trial.number), trial.number in retried),
                 history=json.loads(attrs.get("history", "{}")),
+                retry_of=attrs.get(RETRY_OF),
+                counted=counts(trial, retried),
             )
         )
     return records
@@ -390,6 +492,7 @@ def prepare(
     url = storage_url(spec, run_dir, storage_override)
     open_study(spec, make_storage(url))
     fail_orphans(spec, url, orphaned_pids(spec, url))
+    requeue_interrupted(spec, url)
     if retry:
         retry_failed(spec, url)
     return url
@@ -425,9 +528,12 @@ def fail_orphans(spec: StudySpec, url: str, reason_by_pid: dict[int, str]) -> in
         pid = trial.user_attrs.get("pid")
         host = trial.user_attrs.get("host")
         if pid in reason_by_pid and host == HOST:
+            storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
             storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason_by_pid[pid])
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             marked += 1
+    if marked:
+        requeue_interrupted(spec, url)
     return marked
 
 
@@ -457,8 +563,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _reason(attrs: dict, retried: bool) -> str | None:
+def _reason(attrs: dict, rerun_as: int | None, retried: bool) -> str | None:
     reason = attrs.get("fail_reason")
+    if reason and rerun_as is not None:
+        return f"{reason} (re-run as trial #{rerun_as})"
     if reason and retried:
         return f"{reason} (retried)"
+    if reason and attrs.get(INTERRUPTED):
+        return f"{reason} (not counted; re-runs exhausted: [study].max_retries)"
     return reason

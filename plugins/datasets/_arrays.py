@@ -24,6 +24,17 @@ _GZIP_MAGIC = b"\x1f\x8b"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+def one_validation_source(params):
+    """A pydantic ``mode="after"`` check shared by the datasets that have a ``validation``
+    choice: ``validation = "test"`` and an explicit ``validation_split`` contradict."""
+    if params.validation == "test" and "validation_split" in params.model_fields_set:
+        raise ValueError(
+            "validation = 'test' validates on the test split, so validation_split is not "
+            "used; remove one of them"
+        )
+    return params
+
+
 def user_path(value: str, where: str) -> Path:
     """``value`` as an existing path (``~`` expanded), or a HarnessError naming ``where``."""
     path = Path(value).expanduser()
@@ -142,10 +153,22 @@ def scale_images(x: np.ndarray, what: str) -> np.ndarray:
 
 
 def carve_validation(
-    x: np.ndarray, y: np.ndarray, validation_split: float, seed: int, what: str
+    x: np.ndarray,
+    y: np.ndarray,
+    validation_split: float,
+    seed: int,
+    what: str,
+    *,
+    stratify: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`harness.data.split_arrays` with a clear error when too few rows are left."""
-    from harness.data import split_arrays
+    """Hold out ``validation_split`` of the rows with ``seed``, with a clear error on too few rows.
+
+    With ``stratify`` (class labels) this is
+    :func:`harness.data.stratified_split_arrays`: each class keeps its share in
+    both parts. Regression targets pass ``stratify=False`` for
+    :func:`harness.data.split_arrays`.
+    """
+    from harness.data import split_arrays, stratified_split_arrays
 
     held_out = max(1, int(round(len(x) * validation_split)))
     if len(x) - held_out < 1:
@@ -154,4 +177,6 @@ def carve_validation(
             f"with validation_split = {validation_split}; use more rows (raise or remove "
             "`limit`) or a smaller validation_split"
         )
-    return split_arrays(x, y, validation_split, seed)
+    if not stratify:
+        return split_arrays(x, y, validation_split, seed)
+    return stratified_split_arrays(x, y, validation_split, seed)

@@ -16,6 +16,7 @@ from pathlib import Path
 from harness_plugins.datasets.image_folder import (
     ImageFolderParams,
     ImageSize,
+    check_image_layout,
     file_lock,
     find_layout,
     load_image_layout,
@@ -121,7 +122,7 @@ SETS: dict[str, tuple[CourseImageSet, type[CourseImageParams]]] = {
     "rock_paper_scissors": (
         CourseImageSet(
             "rock_paper_scissors",
-            "Rock Paper Scissors: 2,520 + 372 CGI hands, 3 classes (300x300, test validates)",
+            "Rock Paper Scissors: 2,520 + 372 CGI hands, 3 classes (300x300; 372 test images)",
             (
                 Archive("https://storage.googleapis.com/learning-datasets/rps.zip",
                         "rps.zip", "train"),
@@ -129,8 +130,8 @@ SETS: dict[str, tuple[CourseImageSet, type[CourseImageParams]]] = {
                         "rps-test-set.zip", "test"),
             ),
             "a folder holding train/{paper,rock,scissors}/ and test/{paper,rock,scissors}/ "
-            "(or the unzipped rps/ and rps-test-set/ side by side); the test images validate, "
-            "as in the course",
+            "(or the unzipped rps/ and rps-test-set/ side by side); rps-test-set is the test "
+            "split, and validation_split of rps/ validates unless validation = 'test'",
             {"train": ("rps",), "test": ("rps-test-set",)},
         ),
         RockPaperScissorsParams,
@@ -164,13 +165,14 @@ SETS: dict[str, tuple[CourseImageSet, type[CourseImageParams]]] = {
     "fruits": (
         CourseImageSet(
             "fruits",
-            "Fruits-360 (100x100): one class per fruit variety; Test validates",
+            "Fruits-360 (100x100): one class per fruit variety; Test/ is the test split",
             (
                 Archive("https://github.com/fruits-360/fruits-360-100x100/archive/refs/heads/"
                         "main.zip", "fruits-360-100x100.zip"),
             ),
-            "a folder holding Training/<fruit>/ and Test/<fruit>/ (or train/ and test/); the "
-            "test images validate",
+            "a folder holding Training/<fruit>/ and Test/<fruit>/ (or train/ and test/); Test/ "
+            "is the test split, and validation_split of Training/ validates unless "
+            "validation = 'test'",
         ),
         FruitsParams,
     ),
@@ -238,8 +240,25 @@ def _make_loader(dataset: CourseImageSet):
     return load
 
 
+def _make_check(dataset: CourseImageSet):
+    def check(params: CourseImageParams) -> None:
+        """Cheap check before a run: the local layout (nothing to check before a download)."""
+        if params.path:
+            where = f"dataset {dataset.name!r}"
+            check_image_layout(resolve_layout(dataset, params.path), params, where)
+
+    return check
+
+
 @harness.hookimpl
 def harness_register_datasets(register):
     """Register the course's named image datasets."""
     for name, (dataset, params) in SETS.items():
-        register(name, _make_loader(dataset), params=params, description=dataset.description)
+        register(
+            name,
+            _make_loader(dataset),
+            params=params,
+            description=dataset.description,
+            tasks=("binary", "multiclass"),
+            check=_make_check(dataset),
+        )

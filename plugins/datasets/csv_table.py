@@ -5,7 +5,9 @@ string labels with at most ``MAX_AUTO_CLASSES`` distinct values are a
 classification (binary with two), anything else (floats, many integers) a
 regression. Class names are the sorted distinct label values. Features are
 z-scored with the training rows' mean and standard deviation (recorded in
-``DatasetInfo.preprocessing``) unless ``standardize = false``.
+``DatasetInfo.preprocessing``) unless ``standardize = false``. There is no test
+split: ``validation_split`` of the rows validate, chosen with the study's seed
+and stratified by class for a classification.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ class CsvTableParams(BaseModel):
         description=f"auto: integer/string labels with <= {MAX_AUTO_CLASSES} values are "
         "classes, anything else regression",
     )
-    validation_split: float = Field(0.2, gt=0, lt=1, description="share held out (study seed)")
+    validation_split: float = Field(
+        0.2, gt=0, lt=1, description="share of the rows held out for validation with the "
+        "study's seed (stratified by class for a classification)"
+    )
     standardize: bool = Field(True, description="z-score features with training-set statistics")
     delimiter: str = Field(",", min_length=1, max_length=1, description="field separator")
     drop_missing: bool = Field(
@@ -184,14 +189,17 @@ def load_csv_table(params: CsvTableParams, context: LoadContext) -> Dataset:
         raise HarnessError(f"{path}: {len(frame)} usable row(s); a CSV needs at least 2 rows")
     task, y, class_names = _labels(params, frame[params.label], path)
     x = frame[features].to_numpy(dtype="float64")
+    stratify = task != "regression"
     x_train, y_train, x_val, y_val = carve_validation(
-        x, y, params.validation_split, context.seed, f"csv_table {path}"
+        x, y, params.validation_split, context.seed, f"csv_table {path}", stratify=stratify
     )
+    how = ", stratified" if stratify else ""
     preprocessing: dict = {
         "source": str(path),
         "features": features,
         "label": params.label,
-        "validation": f"{params.validation_split:g} of the rows (seed {context.seed})",
+        "validation": f"{params.validation_split:g} of the rows{how} (seed {context.seed})",
+        "validation_source": "train",
     }
     if skipped:
         preprocessing["skipped_columns"] = skipped

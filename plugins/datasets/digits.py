@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 import harness
-from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays, split_arrays
+from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays, stratified_split_arrays
 
 
 class DigitsParams(BaseModel):
@@ -15,6 +15,13 @@ class DigitsParams(BaseModel):
 
     validation_split: float = Field(0.2, gt=0, lt=1, description="share held out for validation")
     limit: int | None = Field(None, ge=20, description="use only the first N images (quick tests)")
+    test_split: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share held out first as a test split, measured once for the best trial "
+        "(0: no test split)",
+    )
 
 
 def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
@@ -27,16 +34,29 @@ def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
     y = bunch.target.astype("int32")
     if params.limit:
         x, y = x[: params.limit], y[: params.limit]
-    x_train, y_train, x_val, y_val = split_arrays(x, y, params.validation_split, context.seed)
+    x_test = y_test = None
+    if params.test_split:
+        # A fixed seed: the test rows never change with the study's seed.
+        x, y, x_test, y_test = stratified_split_arrays(x, y, params.test_split, seed=0)
+    x_train, y_train, x_val, y_val = stratified_split_arrays(
+        x, y, params.validation_split, context.seed
+    )
     info = DatasetInfo(
         name="digits",
         input_shape=(8, 8, 1),
         task="multiclass",
         num_classes=10,
         class_names=tuple(str(d) for d in range(10)),
-        preprocessing={"image_size": [8, 8], "color_mode": "grayscale", "scale": 1 / 16},
+        preprocessing={
+            "image_size": [8, 8],
+            "color_mode": "grayscale",
+            "scale": 1 / 16,
+            "validation": f"{params.validation_split:g} of the images, stratified "
+            f"(seed {context.seed})",
+            "validation_source": "train",
+        },
     )
-    return from_arrays(info, x_train, y_train, x_val, y_val)
+    return from_arrays(info, x_train, y_train, x_val, y_val, x_test, y_test)
 
 
 @harness.hookimpl
@@ -47,4 +67,5 @@ def harness_register_datasets(register):
         load_digits,
         params=DigitsParams,
         description="scikit-learn's 8x8 digits (1,797 images, 10 classes, offline)",
+        tasks=("multiclass",),
     )

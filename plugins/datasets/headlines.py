@@ -77,8 +77,9 @@ def tokenize(text: str) -> list[str]:
     return standardize(text).split()
 
 
-def read_headlines(folder: Path) -> list[str]:
-    """Every headline of ``folder``'s ``Articles*.csv`` (sorted by name), "Unknown" dropped."""
+def headline_files(folder: Path) -> list[Path]:
+    """``folder``'s ``Articles*.csv`` files, sorted; a HarnessError saying what to put where
+    when there are none."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise HarnessError(
@@ -91,6 +92,17 @@ def read_headlines(folder: Path) -> list[str]:
             f"headlines: no Articles*.csv file in {folder}; put the Kaggle 'New York Times "
             "Comments' (aashita/nyt-comments) Articles*.csv files there"
         )
+    return files
+
+
+def check_headlines(params: HeadlinesParams) -> None:
+    """Cheap check before a run: the folder holds Articles*.csv files."""
+    headline_files(Path(params.path))
+
+
+def read_headlines(folder: Path) -> list[str]:
+    """Every headline of ``folder``'s ``Articles*.csv`` (sorted by name), "Unknown" dropped."""
+    files = headline_files(folder)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     headlines: list[str] = []
     for file in files:
@@ -191,6 +203,12 @@ def load_headlines(params: HeadlinesParams, context: LoadContext) -> Dataset:
             "lowercase": True,
             "strip_punctuation": True,
             "oov_index": 1,
+            "validation": (
+                f"{params.validation_split:g} of the headlines (seed {context.seed})"
+                if val_lists
+                else "the training n-grams (validation_split = 0)"
+            ),
+            "validation_source": "train",
         },
     )
     return from_arrays(info, x_train, y_train, x_val if len(x_val) else None,
@@ -203,4 +221,5 @@ def harness_register_datasets(register):
     register(
         "headlines", load_headlines, params=HeadlinesParams,
         description="NYT headlines (Kaggle Articles*.csv) as next-word n-gram examples",
+        tasks=("next_token",), check=check_headlines,
     )

@@ -5,10 +5,17 @@ Layouts accepted (labels are the sorted class-folder names, as Keras's
 
 * ``train/<class>/...`` + ``validation/<class>/...`` (+ optional ``test/<class>/...``);
   ``training``, ``valid``, ``val``, ``testing``, ``training_set``, ``test_set`` are
-  accepted too, in any letter case. With ``train/`` + ``test/`` and no
-  ``validation/``, the test images validate (as the course does) unless
-  ``validation_from_test = false``.
+  accepted too, in any letter case.
 * a flat ``<class>/...`` tree, split per class by ``validation_split`` with the study's seed.
+
+Validation (``preprocessing["validation_source"]`` records which): a real
+``validation/`` folder validates ("validation"). Without one, ``validation_split``
+of each class is held out of ``train/`` (or of the flat tree) with the study's
+seed ("train"): 0.1 by default when there is a ``test/`` folder, 0.2 otherwise.
+``test/`` is always the test split, measured once for the best trial; trials are
+selected on it only with ``validation = "test"`` ("test"; the course validates
+rock-paper-scissors and Fruits-360 that way), and the harness then warns that
+the test figure is not unbiased.
 
 A lone wrapper folder (``cats_and_dogs_filtered/`` inside an unzipped archive)
 is stepped into.
@@ -40,10 +47,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import harness
-from harness.data import Dataset, DatasetInfo, LoadContext
+from harness.data import Dataset, DatasetInfo, LoadContext, stratified_split
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,10 @@ SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
 
 ROLES = ("train", "validation", "test")
 
+#: Default ``validation_split``: with a test/ folder, and for a flat tree or train/ alone.
+SPLIT_WITH_TEST = 0.1
+SPLIT_WITHOUT_TEST = 0.2
+
 Side = Annotated[int, Field(ge=4, le=4096)]
 ImageSize = Side | tuple[Side, Side]
 
@@ -74,12 +85,15 @@ class ImageFolderParams(BaseModel):
         150, description="resize every image to this (int: square; or [height, width])"
     )
     color_mode: Literal["rgb", "grayscale"] = "rgb"
-    validation_split: float = Field(
-        0.2, ge=0.0, lt=1.0, description="share of each class held out when there is no "
-        "validation/ folder (0: no validation data)"
+    validation_split: float | None = Field(
+        None, ge=0.0, lt=1.0, description="share of each class held out of train/ (or of a "
+        "flat tree) with the study's seed when there is no validation/ folder; default: "
+        f"{SPLIT_WITH_TEST} with a test/ folder, else {SPLIT_WITHOUT_TEST} (0: no validation data)"
     )
-    validation_from_test: bool = Field(
-        True, description="with train/ + test/ but no validation/, validate on test/"
+    validation: Literal["split", "test"] = Field(
+        "split", description="split: validate on validation/, else on a hold-out of train/, "
+        "so trials are never selected on test/; test: validate on test/, as the course does "
+        "for rock-paper-scissors (test/ stays the test set, but its figure is then biased)"
     )
     limit_per_class: int | None = Field(
         None, ge=1, description="use only the first N files of each class folder (quick runs)"
@@ -92,6 +106,15 @@ class ImageFolderParams(BaseModel):
         2048, ge=1, description="memory for the images: float32 within it, else uint8 within "
         "it (cache = 'auto'), else streamed from the decoded files"
     )
+
+    @model_validator(mode="after")
+    def _one_validation_source(self):
+        if self.validation == "test" and self.validation_split is not None:
+            raise ValueError(
+                "validation = 'test' validates on the test split, so validation_split is not "
+                "used; remove one of them"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- layout
@@ -456,23 +479,6 @@ def decoded_cache(
 # --------------------------------------------------------------------------- tf.data
 
 
-def stratified_split(
-    labels: np.ndarray, validation_split: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices (train, validation): ``validation_split`` of each class, chosen with ``seed``."""
-    rng = np.random.default_rng(seed)
-    train: list[np.ndarray] = []
-    val: list[np.ndarray] = []
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        cut = int(round(len(rows) * validation_split))
-        if validation_split > 0 and len(rows) > 1:
-            cut = min(max(cut, 1), len(rows) - 1)
-        val.append(rows[:cut])
-        train.append(rows[cut:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
 def _scale(x, y):
     import tensorflow as tf
 
@@ -525,39 +531,57 @@ def _streamed(x_path: Path, rows: np.ndarray, y: np.ndarray, shuffle: bool, seed
 
 
 def arrays_to_datasets(
-    folder: Path, manifest: dict[str, Any], *, validation_split: float,
-    validation_from_test: bool, cache: str, memory_limit_mb: int, seed: int,
-) -> tuple[Any, Any, Any, int]:
-    """Build (train, validation, test, train_size) ``tf.data`` datasets from the decoded arrays."""
+    folder: Path, manifest: dict[str, Any], *, validation_split: float | None,
+    validation: str = "split", cache: str, memory_limit_mb: int, seed: int,
+) -> tuple[Any, Any, Any, int, str | None]:
+    """Build (train, validation, test, train_size, validation_source) from the decoded arrays.
+
+    ``validation_source`` is "validation" (a validation/ folder), "train" (held
+    out of the training images), "test" (``validation = "test"``) or None (no
+    validation data).
+    """
     arrays = {
         split: (folder / f"{split}_x.npy", np.load(folder / f"{split}_y.npy"))
         for split in manifest["splits"]
     }
     picks: dict[str, tuple[str, np.ndarray]] = {}  # role -> (split file, rows)
-    if "all" in arrays:
-        labels = arrays["all"][1]
-        if validation_split > 0:
-            train_rows, val_rows = stratified_split(labels, validation_split, seed)
-            picks["validation"] = ("all", val_rows)
-        else:
-            train_rows = np.arange(len(labels))
-        picks["train"] = ("all", train_rows)
-    else:
-        for split, (_, labels) in arrays.items():
-            picks[split] = (split, np.arange(len(labels)))
-        if "validation" not in picks:
-            if "test" in picks and validation_from_test:  # test images validate (the course)
-                picks["validation"] = picks.pop("test")
-            elif validation_split > 0:
-                train_rows, val_rows = stratified_split(arrays["train"][1], validation_split, seed)
-                picks["train"] = ("train", train_rows)
-                picks["validation"] = ("train", val_rows)
+    for split, (_, labels) in arrays.items():
+        picks["train" if split == "all" else split] = (split, np.arange(len(labels)))
     picks = {role: pick for role, pick in picks.items() if len(pick[1])}
+    source: str | None = None
+    if validation == "test":
+        if "test" not in picks:
+            raise HarnessError(
+                "validation = 'test' but there is no test split with readable images; add "
+                "test/<class>/ folders, or remove validation = 'test' to hold out "
+                "validation_split of the training images"
+            )
+        picks["validation"] = picks["test"]  # still the test split too: reported as biased
+        source = "test"
+    elif "validation" in picks:
+        source = "validation"
+    elif "train" in picks:
+        if validation_split is None:
+            validation_split = SPLIT_WITH_TEST if "test" in picks else SPLIT_WITHOUT_TEST
+        if validation_split > 0:
+            split, _ = picks["train"]
+            train_rows, val_rows = stratified_split(arrays[split][1], validation_split, seed)
+            picks["train"] = (split, train_rows)
+            picks["validation"] = (split, val_rows)
+            source = "train"
+    picks = {role: pick for role, pick in picks.items() if len(pick[1])}
+    if "validation" not in picks:
+        source = None
+    shared = source == "test"  # one dataset serves as validation and test
     row_bytes = {
         split: int(np.prod(np.load(path, mmap_mode="r").shape[1:]))
         for split, (path, _) in arrays.items()
     }
-    total = sum(row_bytes[split] * len(rows) for split, rows in picks.values())
+    total = sum(
+        row_bytes[split] * len(rows)
+        for role, (split, rows) in picks.items()
+        if not (shared and role == "validation")
+    )
     limit = memory_limit_mb * 2**20
     if cache == "disk":
         mode = "streamed"
@@ -569,6 +593,8 @@ def arrays_to_datasets(
         mode = "streamed"
     out: dict[str, Any] = {}
     for role, (split, rows) in picks.items():
+        if shared and role == "validation":
+            continue
         path, labels = arrays[split]
         y = labels[rows].astype(np.int32)
         if mode == "streamed":
@@ -581,11 +607,34 @@ def arrays_to_datasets(
         ", ".join(f"{role} {len(picks[role][1])}" for role in ROLES if role in picks),
         mode if mode != "streamed" else f"streamed from {folder}",
     )
+    if shared:
+        out["validation"] = out["test"]
     train_size = len(picks["train"][1]) if "train" in picks else 0
-    return out.get("train"), out.get("validation"), out.get("test"), train_size
+    return out.get("train"), out.get("validation"), out.get("test"), train_size, source
 
 
 # --------------------------------------------------------------------------- loaders
+
+
+def check_image_layout(
+    layout: dict[str, Path], params: ImageFolderParams, where: str
+) -> ImageTree:
+    """List the class folders and files of ``layout`` without decoding anything: at least
+    two classes, no empty class, a test folder when ``validation = 'test'``."""
+    tree = scan_tree(layout, limit_per_class=params.limit_per_class, where=where)
+    if params.validation == "test" and "test" not in layout:
+        found = ", ".join(f"{split}/ ({folder})" for split, folder in layout.items())
+        raise HarnessError(
+            f"{where}: validation = 'test' but there is no test folder (found: {found}); add "
+            "test/<class>/ folders, or remove validation = 'test' from the [dataset] table"
+        )
+    return tree
+
+
+def check_image_folder(params: ImageFolderParams) -> None:
+    """Cheap check before a run: the layout of ``path`` (see :func:`check_image_layout`)."""
+    layout = find_layout(Path(params.path), where="image_folder")
+    check_image_layout(layout, params, "image_folder")
 
 
 def load_image_layout(
@@ -595,13 +644,19 @@ def load_image_layout(
     """Decode (once, cached) and wrap the class-folder splits in ``layout`` as a Dataset."""
     where = where or f"dataset {name!r}"
     size = normalize_size(params.image_size)
-    tree = scan_tree(layout, limit_per_class=params.limit_per_class, where=where)
+    tree = check_image_layout(layout, params, where)
+    split = params.validation_split
+    if split is None:
+        split = SPLIT_WITH_TEST if "test" in layout else SPLIT_WITHOUT_TEST
     folder, manifest = decoded_cache(tree, size, params.color_mode, Path(context.cache_dir), where)
-    train, validation, test, train_size = arrays_to_datasets(
-        folder, manifest, validation_split=params.validation_split,
-        validation_from_test=params.validation_from_test, cache=params.cache,
-        memory_limit_mb=params.memory_limit_mb, seed=context.seed,
-    )
+    try:
+        train, validation, test, train_size, source = arrays_to_datasets(
+            folder, manifest, validation_split=split,
+            validation=params.validation, cache=params.cache,
+            memory_limit_mb=params.memory_limit_mb, seed=context.seed,
+        )
+    except HarnessError as exc:
+        raise HarnessError(f"{where}: {exc}") from None
     if train is None:
         raise HarnessError(
             f"{where}: no training images left after the validation split; "
@@ -622,9 +677,23 @@ def load_image_layout(
             "interpolation": "bilinear",
             "jpeg_draft": True,
             "decoder": "harness_plugins.datasets.image_folder.decode_image",
+            "validation": _validation_text(source, split, layout, context.seed),
+            "validation_source": source,
         },
     )
     return Dataset(info, train, validation, test, train_size=train_size)
+
+
+def _validation_text(source: str | None, split: float, layout: dict[str, Path], seed: int) -> str:
+    """The human-readable ``preprocessing["validation"]``."""
+    if source == "validation":
+        return f"the {layout['validation'].name}/ folder"
+    if source == "test":
+        return f"the {layout['test'].name}/ folder, also the test split (validation = 'test')"
+    if source == "train":
+        of = f"the {layout['train'].name}/ folder" if "train" in layout else "the class folders"
+        return f"{split:g} of each class of {of}, stratified (seed {seed})"
+    return "none"
 
 
 def load_image_folder(params: ImageFolderParams, context: LoadContext) -> Dataset:
@@ -639,4 +708,5 @@ def harness_register_datasets(register):
     register(
         "image_folder", load_image_folder, params=ImageFolderParams,
         description="any tree of class folders (train/validation/test or split), cached decode",
+        tasks=("binary", "multiclass"), check=check_image_folder,
     )

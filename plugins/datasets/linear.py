@@ -53,7 +53,7 @@ def load_linear(params: LinearParams, context: LoadContext) -> Dataset:
     x, y = linear_points(params, context.seed)
     if params.validation:
         x_train, y_train, x_val, y_val = carve_validation(
-            x, y, params.validation_split, context.seed, "linear"
+            x, y, params.validation_split, context.seed, "linear", stratify=False
         )
         validation = f"{params.validation_split:g} of the points (seed {context.seed})"
     else:
@@ -68,6 +68,7 @@ def load_linear(params: LinearParams, context: LoadContext) -> Dataset:
             "y": f"{params.slope:g} * x + {params.intercept:g}",
             "noise_std": params.noise,
             "validation": validation,
+            "validation_source": "train",
         },
     )
     return from_arrays(info, x_train, y_train, x_val, y_val)
@@ -81,4 +82,5 @@ def harness_register_datasets(register):
         load_linear,
         params=LinearParams,
         description="six points of y = 2x - 1 (the course's first neuron; regression)",
+        tasks=("regression",),
     )

@@ -14,14 +14,23 @@ Local formats (``[dataset] path``):
 
 Without ``path`` the files are downloaded into the Keras cache from the
 URLs ``keras.datasets`` uses.
+
+Validation: by default ``validation_split`` (0.1) of the training images,
+stratified by class and chosen with the study's seed; the t10k images are the
+test split, which the harness measures once for the best trial.
+``validation = "test"`` validates on the t10k images instead (as the course
+notebooks do); they then stay the test split as well, and the harness warns
+that the test figure is not unbiased. ``preprocessing["validation_source"]``
+records which ("train" or "test").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import harness
 from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays
@@ -33,12 +42,15 @@ from ._arrays import (
     IDX_LABELS_MAGIC,
     as_images,
     carve_validation,
+    one_validation_source,
     read_idx,
     read_npz,
     scale_images,
     user_path,
 )
 
+#: Share of the training images held out for validation by default.
+DEFAULT_SPLIT = 0.1
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 #: The official Fashion-MNIST MD5 checksums (github.com/zalandoresearch/fashion-mnist).
@@ -80,12 +92,18 @@ class MnistParams(BaseModel):
         description="folder with the 4 IDX .gz files, a keras-layout .npz, or a folder "
         "holding one; default: download into the Keras cache",
     )
-    validation_split: float | None = Field(
-        None,
+    validation_split: float = Field(
+        DEFAULT_SPLIT,
         gt=0,
         lt=1,
-        description="hold out this share of the training images for validation (the test "
-        "split then becomes the test set); default: validate on the test split",
+        description="share of the training images held out for validation, stratified by "
+        "class and chosen with the study's seed (validation = 'split')",
+    )
+    validation: Literal["split", "test"] = Field(
+        "split",
+        description="split: validate on a hold-out of the training images, so trials are "
+        "never selected on the test split; test: validate on the test split, as the course "
+        "does (the test split stays the test set, but its figure is then biased)",
     )
     limit: int | None = Field(None, ge=1, description="use only the first N training images")
     test_limit: int | None = Field(None, ge=1, description="use only the first N test images")
@@ -93,6 +111,8 @@ class MnistParams(BaseModel):
     train_labels: str | None = Field(None, description="IDX file name inside `path`")
     test_images: str | None = Field(None, description="IDX file name inside `path`")
     test_labels: str | None = Field(None, description="IDX file name inside `path`")
+
+    _one_validation_source = model_validator(mode="after")(one_validation_source)
 
 
 @dataclass(frozen=True)
@@ -287,21 +307,25 @@ def _load(params: MnistParams, context: LoadContext, flavour: _Flavour) -> Datas
     where = str(source) if isinstance(source, Path) else str(source["train_images"].parent)
     x_train = scale_images(x_train, where)
     x_test = scale_images(x_test, where)
-    if params.validation_split:
-        x_train, y_train, x_val, y_val = carve_validation(
-            x_train, y_train, params.validation_split, context.seed, f"{flavour.name} {where}"
-        )
-        validation = f"{params.validation_split:g} of the training images (seed {context.seed})"
-        test = (x_test, y_test) if len(x_test) else (None, None)
-    else:
+    test = (x_test, y_test) if len(x_test) else (None, None)
+    if params.validation == "test":
         if not len(x_test):
             raise HarnessError(
                 f"{where}: the test split is empty, so there is nothing to validate on; "
-                "set validation_split in the [dataset] table"
+                'remove validation = "test" from the [dataset] table to hold out '
+                "validation_split of the training images instead"
             )
-        x_val, y_val = x_test, y_test
-        validation = "the test split"
-        test = (None, None)
+        x_val, y_val = x_test, y_test  # still the test split too: the harness says it is biased
+        validation = "the test split (validation = 'test')"
+        source = "test"
+    else:
+        x_train, y_train, x_val, y_val = carve_validation(
+            x_train, y_train, params.validation_split, context.seed, f"{flavour.name} {where}"
+        )
+        validation = (
+            f"{params.validation_split:g} of the training images, stratified (seed {context.seed})"
+        )
+        source = "train"
     info = DatasetInfo(
         name=flavour.name,
         input_shape=(28, 28, 1),
@@ -315,6 +339,7 @@ def _load(params: MnistParams, context: LoadContext, flavour: _Flavour) -> Datas
             "source": where,
             "format": kind,
             "validation": validation,
+            "validation_source": source,
         },
     )
     return from_arrays(info, x_train, y_train, x_val, y_val, *test)
@@ -330,6 +355,23 @@ def load_fashion_mnist(params: MnistParams, context: LoadContext) -> Dataset:
     return _load(params, context, FASHION)
 
 
+def _check(params: MnistParams, flavour: _Flavour) -> None:
+    """Cheap check before a run: the local files are where ``path`` says (nothing is read;
+    without ``path`` the files are downloaded when the first trial runs)."""
+    if params.path is not None:
+        _resolve(params, flavour)
+
+
+def check_mnist(params: MnistParams) -> None:
+    """:func:`_check` for ``mnist``."""
+    _check(params, MNIST)
+
+
+def check_fashion_mnist(params: MnistParams) -> None:
+    """:func:`_check` for ``fashion_mnist``."""
+    _check(params, FASHION)
+
+
 @harness.hookimpl
 def harness_register_datasets(register):
     """Register ``mnist`` and ``fashion_mnist``."""
@@ -338,10 +380,14 @@ def harness_register_datasets(register):
         load_mnist,
         params=MnistParams,
         description="MNIST digits, 28x28 grey, 10 classes (IDX .gz / .npz / download)",
+        tasks=("multiclass",),
+        check=check_mnist,
     )
     register(
         "fashion_mnist",
         load_fashion_mnist,
         params=MnistParams,
         description="Fashion-MNIST clothing, 28x28 grey, 10 classes (IDX .gz / .npz / download)",
+        tasks=("multiclass",),
+        check=check_fashion_mnist,
     )

@@ -1,0 +1,223 @@
+"""Measure the chosen trial(s) once on the test split: ``harness evaluate STUDY [--top K]``.
+
+Trials are selected on the validation split; the test split is touched only
+here, once, for the best trial (the top K with ``--top``, every Pareto-optimal
+trial of a multi-objective study). The figures land in ``test.json``, and from
+there in ``trials.csv`` (``test_<metric>`` columns), ``best.json``, the model
+cards, ``harness show``, the HTML report and TensorBoard (``final/test_*``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.context import StudyContext, TrialContext
+from harness.errors import HarnessError
+from harness.results import (
+    BEST_CARD_FILE,
+    BEST_MODEL_FILE,
+    read_meta,
+    read_test_results,
+    trial_model_path,
+    write_test_results,
+)
+
+log = logging.getLogger(__name__)
+
+#: What test.json says when the study selected trials on the test split itself.
+BIASED_NOTE = (
+    "validation = 'test': trials were selected on the test split, so these test figures "
+    "are optimistic, not an unbiased estimate"
+)
+UNBIASED_NOTE = "measured once on the test split, after selection on the validation split"
+
+
+def chosen_trials(table: pd.DataFrame, objectives: list[dict[str, str]], top: int = 1):
+    """Numbers of the trials to measure: the ``top`` best complete ones, or every
+    Pareto-optimal one when there are several objectives."""
+    complete = table[table["state"] == "complete"] if not table.empty else table
+    if complete.empty:
+        return []
+    if len(objectives) == 1:
+        return [int(n) for n in complete["number"].head(top)]
+    signs = [1 if o["direction"] == "maximize" else -1 for o in objectives]
+    points = {
+        int(row["number"]): [
+            sign * float(row[o["metric"]]) for sign, o in zip(signs, objectives, strict=True)
+        ]
+        for _, row in complete.iterrows()
+    }
+
+    def dominated(n: int) -> bool:
+        mine = points[n]
+        return any(
+            all(a >= b for a, b in zip(other, mine, strict=True)) and other != mine
+            for m, other in points.items()
+            if m != n
+        )
+
+    return sorted(n for n in points if not dominated(n))
+
+
+def model_for(run_dir: Path, number: int) -> tuple[Path, Path] | None:
+    """(model, card) saved for trial ``number``: ``models/trial-NNNN.keras`` or, for the best
+    trial, ``best.keras``; None when neither was kept."""
+    kept = trial_model_path(run_dir, number)
+    if kept.is_file():
+        return kept, kept.with_suffix(".json")
+    best, card = run_dir / BEST_MODEL_FILE, run_dir / BEST_CARD_FILE
+    if best.is_file() and card.is_file():
+        try:
+            if json.loads(card.read_text(encoding="utf-8")).get("trial") == number:
+                return best, card
+        except ValueError:
+            return None
+    return None
+
+
+def evaluate_trials(spec: Any, plugins: Any, run_dir: Path, numbers: list[int]) -> dict:
+    """Evaluate each trial's saved model on the test split; write ``test.json`` and the
+    cards, fire ``harness_test_evaluated``. Returns trial number -> test metrics."""
+    import keras
+
+    from harness.trial import load_dataset, train_params
+
+    study = StudyContext(spec, run_dir)
+    results: dict[int, dict[str, float]] = {}
+    biased = False
+    for number in numbers:
+        found = model_for(run_dir, number)
+        if found is None:
+            log.warning(
+                "trial #%s: no saved model (only the best [study].keep_models trials keep "
+                "theirs); not evaluated on the test split",
+                number,
+            )
+            continue
+        model_path, card_path = found
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        params = dict(card.get("params") or {})
+        context = TrialContext(study, number, params, worker="evaluate")
+        dataset = load_dataset(context)
+        if dataset.test is None:
+            log.warning(
+                "dataset %r has no test split; nothing to evaluate (give it a test split to "
+                "get an unbiased final figure)",
+                spec.dataset.name,
+            )
+            return results
+        biased = biased or dataset.info.preprocessing.get("validation_source") == "test"
+        model = keras.models.load_model(model_path, compile=True)
+        batches = dataset.test.batch(train_params(params).batch_size)
+        measured = model.evaluate(batches, verbose=0, return_dict=True)
+        metrics = {f"test_{name}": float(value) for name, value in measured.items()}
+        results[number] = metrics
+        _add_to_card(card_path, metrics)
+        if model_path.name != BEST_MODEL_FILE:
+            best_card = run_dir / BEST_CARD_FILE
+            if best_card.is_file() and _card_trial(best_card) == number:
+                _add_to_card(best_card, metrics)
+        plugins.test_evaluated(study, number, metrics)
+    if results:
+        write_test_results(run_dir, results, BIASED_NOTE if biased else UNBIASED_NOTE)
+    return results
+
+
+def _card_trial(path: Path) -> int | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("trial")
+    except ValueError:
+        return None
+
+
+def _add_to_card(path: Path, metrics: dict[str, float]) -> None:
+    from harness.results import _atomic_write
+
+    card = json.loads(path.read_text(encoding="utf-8"))
+    card["test"] = metrics
+    _atomic_write(path, json.dumps(card, indent=2, default=str) + "\n")
+
+
+def _evaluate_child(study_path: str, options: Any, run_dir: str, numbers: list[int], env):
+    """Entry point of the evaluation process (spawned: the orchestrator never trains)."""
+    import os
+
+    os.environ.update(env)
+    from harness.logs import configure_logging, log_to_file
+    from harness.options import apply_options
+    from harness.plugins import load_plugins
+    from harness.quiet import start_tensorflow
+    from harness.study import load_study
+    from harness.workers import configure_tensorflow
+
+    configure_logging()
+    log_to_file(Path(run_dir))
+    plugins = load_plugins(options.extra_plugins)
+    spec = apply_options(load_study(study_path, plugins, options.overrides), options)
+    start_tensorflow(configure_tensorflow)
+    try:
+        evaluate_trials(spec, plugins, Path(run_dir), numbers)
+    except HarnessError as exc:
+        log.warning("test evaluation: %s", exc)
+        raise SystemExit(2) from None
+
+
+def testable(run_dir: Path, numbers: list[int]) -> list[int]:
+    """The trials among ``numbers`` with a saved model whose dataset has a test split."""
+    keep = []
+    for number in numbers:
+        found = model_for(run_dir, number)
+        if found is None:
+            continue
+        try:
+            card = json.loads(found[1].read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if card.get("has_test_split") is not False:
+            keep.append(number)
+    return keep
+
+
+def evaluate_in_process_or_child(
+    spec: Any, plugins: Any, options: Any, run_dir: Path, numbers: list[int], env: dict
+) -> dict[int, dict[str, float]]:
+    """Run :func:`evaluate_trials` here (``--in-process``) or in a fresh process pinned like
+    the first worker; returns what ``test.json`` then holds for ``numbers``. Trials
+    without a saved model or whose dataset has no test split are skipped."""
+    numbers = testable(run_dir, numbers)
+    if not numbers:
+        return {}
+    if options.in_process:
+        evaluate_trials(spec, plugins, run_dir, numbers)
+    else:
+        process = mp.get_context("spawn").Process(
+            target=_evaluate_child,
+            args=(str(spec.path), options, str(run_dir), numbers, env),
+            name="harness-evaluate",
+        )
+        process.start()
+        process.join()
+    tests = read_test_results(run_dir)
+    return {n: tests[n] for n in numbers if n in tests}
+
+
+def test_note(run_dir: Path) -> str | None:
+    """What ``test.json`` says about its figures (None when nothing was measured)."""
+    path = run_dir / "test.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("note")
+    except ValueError:
+        return None
+
+
+def study_objectives(run_dir: Path) -> list[dict[str, str]]:
+    """The objectives ``study.json`` records."""
+    return read_meta(run_dir).get("objectives", [])

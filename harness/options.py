@@ -1,0 +1,62 @@
+"""Command-line overrides of ``harness run`` and ``harness worker``, folded into a spec.
+
+Workers and the evaluation process re-read the study file and apply the same
+options, so that every process runs the same spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.study import StudySpec
+
+
+@dataclass
+class RunOptions:
+    """Command-line overrides of ``harness run``."""
+
+    runs_dir: Path = Path("runs")
+    trials: int | None = None
+    timeout: float | None = None
+    seed: int | None = None
+    workers: int | None = None
+    devices: str | None = None
+    storage: str | None = None
+    backend: str | None = None
+    recycle_after: int | None = None
+    retry_failed: bool = False
+    extra_plugins: tuple[str, ...] = ()
+    in_process: bool = False
+    smoke: bool = False
+    show_progress: bool = True
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:
+    """Fold ``--smoke``, ``--trials``, ``--timeout``, ``--seed``, ``--workers``, ``--backend``
+    into the spec.
+
+    Workers call this too, on the study file they re-read, so that every
+    process runs the same spec.
+    """
+    if options.smoke:
+        from harness.smoke import smoke_spec
+
+        spec = smoke_spec(spec)
+    update = {
+        key: value
+        for key, value in {
+            "timeout": options.timeout,
+            "seed": options.seed,
+            "workers": options.workers,
+            "recycle_after": options.recycle_after,
+            "backend": options.backend,
+            "trials": 1 if options.smoke else options.trials,
+        }.items()
+        if value is not None
+    }
+    if update:
+        spec.study = spec.study.model_copy(update=update)
+    return spec

@@ -1,0 +1,79 @@
+"""The live trial table of a study, read from its storage (``harness show``).
+
+``trials.csv`` is rewritten after every trial, but the storage is the truth:
+it also lists the trials that are running now, on this machine or on another
+one sharing the study. Reading never writes: a storage that is gone falls
+back to ``trials.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.results import (
+    build_table,
+    read_meta,
+    read_table,
+    read_test_results,
+    with_test_columns,
+)
+
+
+def _journal_path(run_dir: Path, storage: str) -> Path | None:
+    """The journal file of a run directory (also when the directory was moved or copied)."""
+    own = run_dir / Path(storage).name
+    if own.is_file():
+        return own
+    given = Path(storage)
+    return given if given.is_file() else None
+
+
+def _optuna_records(run_dir: Path, meta: dict[str, Any]) -> list | None:
+    storage = str(meta.get("storage") or "")
+    if "://" not in storage:
+        journal = _journal_path(run_dir, storage or "optuna.journal")
+        if journal is None:
+            return None
+        storage = str(journal)
+    import optuna
+
+    from harness.backends.optuna import make_storage, trial_records
+    from harness.study import Objective
+
+    try:
+        study = optuna.load_study(study_name=meta["name"], storage=make_storage(storage))
+    except (KeyError, ValueError, HarnessError):
+        return None
+    spec = SimpleNamespace(
+        name=meta["name"], objectives=[Objective(**o) for o in meta.get("objectives", [])]
+    )
+    return trial_records(study, spec)
+
+
+def study_table(run_dir: Path) -> pd.DataFrame:
+    """Every trial of the study in ``run_dir``, best first, running ones included."""
+    meta = read_meta(run_dir)
+    records = _optuna_records(run_dir, meta) if meta.get("backend") == "optuna" else None
+    if records is None:
+        return read_table(run_dir)
+    table = build_table(records, meta.get("objectives", []))
+    tests = read_test_results(run_dir)
+    return with_test_columns(table, tests) if tests and not table.empty else table
+
+
+def study_ended(run_dir: Path, table: pd.DataFrame) -> bool:
+    """No trial is running and the budget is met (``harness show --watch`` stops then)."""
+    if table.empty:
+        return False
+    if (table["state"].isin(["running", "waiting"])).any():
+        return False
+    budget = int(read_meta(run_dir).get("trials") or 0)
+    finished = table["state"].isin(["complete", "pruned", "failed"])
+    if "counted" in table:
+        finished &= table["counted"].fillna(True).astype(bool)
+    return int(finished.sum()) >= budget

@@ -1,0 +1,219 @@
+"""Results a user can act on: test split measured once, true exit codes, live and one-line
+reports, problems no trial can avoid stop the study at once (all through the CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+
+DIGITS_STUDY = """
+[study]
+name = "{name}"
+trials = {trials}
+seed = 3
+{study_extra}
+[optuna]
+sampler = "random"
+pruner = "none"
+
+[dataset]
+name = "{dataset}"
+{dataset_extra}
+[model]
+name = "{model}"
+{model_extra}
+[train]
+epochs = 1
+"""
+
+BROKEN_PLUGIN = '''
+import harness
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def load(params, context):
+    raise ValueError("column 'pixel1' has text in row 7")
+
+
+def build(params, info):
+    import keras
+    from harness.models import BuiltModel, output_layer
+
+    inputs = keras.Input(info.input_shape)
+    outputs = output_layer(info)(keras.layers.Flatten()(inputs))
+
+    def nan_loss(y_true, y_pred):
+        return keras.ops.mean(y_pred) * float("nan")
+
+    return BuiltModel(keras.Model(inputs, outputs), loss=nan_loss)
+
+
+@harness.hookimpl
+def harness_register_datasets(register):
+    register("broken_loader", load, params=Params)
+
+
+@harness.hookimpl
+def harness_register_models(register):
+    register("nan_model", build, params=Params)
+'''
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run ``harness ...`` in this process (``--in-process``); returns (code, out, err)."""
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    plugin = tmp_path / "broken_plugin.py"
+    plugin.write_text(BROKEN_PLUGIN)
+
+    def run(*args: str, plugin_file: bool = False):
+        extra = ["--plugin", str(plugin)] if plugin_file else []
+        code = main([*args, "--runs-dir", str(tmp_path / "runs"), *extra])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def study_file(tmp_path, **fields) -> str:
+    values = {
+        "name": "trust",
+        "trials": 2,
+        "study_extra": "",
+        "dataset": "digits",
+        "dataset_extra": "limit = 300\ntest_split = 0.2",
+        "model": "dense",
+        "model_extra": "units = {int = [8, 32]}",
+        **fields,
+    }
+    path = tmp_path / f"{values['name']}.toml"
+    path.write_text(textwrap.dedent(DIGITS_STUDY.format(**values)))
+    return str(path)
+
+
+def test_best_trial_is_measured_once_on_the_test_split(tmp_path, cli):
+    code, out, err = cli("run", study_file(tmp_path), "--in-process", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "trust"
+    table = pd.read_csv(run_dir / "trials.csv")
+    best, other = table.iloc[0], table.iloc[1]
+    assert 0.0 <= best["test_accuracy"] <= 1.0
+    assert pd.isna(other["test_accuracy"]), "only the best trial is measured"
+    best_json = json.loads((run_dir / "best.json").read_text())
+    assert best_json["test"]["test_accuracy"] == pytest.approx(best["test_accuracy"])
+    card = json.loads((run_dir / "best_model.json").read_text())
+    assert card["test"]["test_accuracy"] == pytest.approx(best["test_accuracy"])
+    assert card["dataset"]["preprocessing"]["validation_source"] == "train"
+    assert f"test split, trial #{int(best['number'])}: test_accuracy=" in out
+    assert "warning" not in out
+
+    # Not a terminal: one line per finished trial, no progress bar.
+    lines = [line for line in out.splitlines() if line.startswith("trial #")]
+    assert len(lines) == 2 and all("complete" in line and "model.units=" in line for line in lines)
+
+    code, out, _ = cli("show", "trust")
+    assert code == 0 and "test_accuracy" in out and "2 of 2 trials finished" in out
+
+    code, out, err = cli("report", "trust")
+    assert code == 0, err
+    page = (run_dir / "report" / "index.html").read_text()
+    assert "test split (measured once): test_accuracy" in page
+
+    code, out, err = cli("evaluate", "trust", "--top", "2")
+    assert code == 0, err
+    table = pd.read_csv(run_dir / "trials.csv")
+    assert table["test_accuracy"].notna().all(), "--top 2 measures both kept models"
+
+
+def test_a_loader_raising_any_exception_stops_the_study_with_exit_2(tmp_path, cli):
+    path = study_file(tmp_path, dataset="broken_loader", dataset_extra="", trials=4)
+    code, out, err = cli("run", path, "--in-process", "--no-progress", plugin_file=True)
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken_loader" in errors[0] and "ValueError" in errors[0]
+    assert "Traceback" not in err
+    table = pd.read_csv(tmp_path / "runs" / "trust" / "trials.csv")
+    assert len(table) == 1, "stopped at the first trial"
+
+
+def test_a_study_where_every_trial_has_a_nan_loss_exits_1(tmp_path, cli):
+    path = study_file(tmp_path, model="nan_model", model_extra="", trials=2)
+    code, out, err = cli("run", path, "--in-process", "--no-progress", plugin_file=True)
+    assert code == 1, err
+    assert "every trial failed; most common reason: loss became nan" in out
+    assert "Traceback" not in err and "Traceback" not in out
+    log = (tmp_path / "runs" / "trust" / "harness.log").read_text()
+    assert "Traceback" in log, "the full story is in harness.log"
+
+
+def test_an_objective_the_task_does_not_produce_stops_at_the_first_trial(tmp_path, cli):
+    # val_auc passes the study-file check (a model builder could add AUC) but this
+    # model does not report it: the study stops after one epoch of its first trial.
+    path = study_file(tmp_path, study_extra='objective = "val_auc"', trials=3)
+    code, out, err = cli("run", path, "--in-process", "--no-progress")
+    assert code == 2
+    assert "'val_auc'" in err and "val_accuracy" in err
+    table = pd.read_csv(tmp_path / "runs" / "trust" / "trials.csv")
+    assert len(table) == 1
+
+
+def test_exit_codes_are_documented_in_one_table():
+    readme = (os.path.dirname(__file__) + "/../README.md")
+    text = open(readme, encoding="utf-8").read()
+    section = text.split("### Exit codes", 1)[1][:800]
+    for code in ("| 0 ", "| 1 ", "| 2 ", "| 130 "):
+        assert code in section
+
+
+def test_a_multi_objective_study_measures_every_pareto_optimal_trial(tmp_path, cli):
+    path = study_file(
+        tmp_path, study_extra='objective = ["val_accuracy", "params"]', trials=3
+    )
+    code, out, err = cli("run", path, "--in-process", "--no-progress")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "runs" / "trust" / "trials.csv")
+    complete = table[table["state"] == "complete"]
+    points = list(zip(complete["val_accuracy"], -complete["params"], strict=True))
+
+    def dominated(p):
+        return any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)
+
+    front = complete[[not dominated(p) for p in points]]
+    assert front["test_accuracy"].notna().all()
+    assert complete[[dominated(p) for p in points]]["test_accuracy"].isna().all()
+
+
+def test_validate_refuses_an_objective_the_dataset_task_never_reports(tmp_path, cli):
+    path = study_file(tmp_path, study_extra='objective = "val_mae"')
+    code, out, err = cli("validate", path)
+    assert code == 2
+    assert "'val_mae' is not reported for dataset 'digits'" in err and "'val_accuracy'" in err
+    path = study_file(
+        tmp_path, name="cb", model_extra='units = 8\n[callbacks.early_stopping]\nmonitor = "mae"'
+    )
+    code, out, err = cli("validate", path)
+    assert code == 2 and "[callbacks.early_stopping].monitor" in err
+
+
+def test_the_dataset_check_refuses_bad_data_before_anything_is_written(tmp_path, cli):
+    only = tmp_path / "pets" / "cats"
+    only.mkdir(parents=True)
+    (only / "a.png").write_bytes(b"not really a png")
+    path = study_file(
+        tmp_path, dataset="image_folder", dataset_extra=f'path = "{tmp_path / "pets"}"'
+    )
+    code, out, err = cli("validate", path)
+    assert code == 2 and "at least 2 class folders" in err
+    code, out, err = cli("run", path, "--in-process")
+    assert code == 2 and "at least 2 class folders" in err
+    assert not (tmp_path / "runs").exists(), "nothing written"
