@@ -39,9 +39,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one ``error:`` line (and where the help is) instead of usage + error."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="harness",
         description="Plugin-based AutoML experiment harness for TensorFlow/Keras.",
     )
@@ -137,11 +145,23 @@ def main(argv: list[str] | None = None) -> int:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)
     except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `harness show x | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def one_line(text: str) -> str:
+    """A message on one line: control characters that came from the input (a key or a
+    value with a newline or a form feed in it) are shown escaped."""
+    return "".join(
+        char if char.isprintable() else repr(char)[1:-1] for char in text.strip()
+    )
 
 
 def _load(args):
@@ -175,13 +195,9 @@ def _add_set(parser) -> None:
 
 def cmd_run(args) -> int:
     """``harness run STUDY``."""
-    from harness.orchestrator import RunOptions, run_study
+    from harness.orchestrator import RunOptions, apply_options, run_study
 
     plugins, spec = _load(args)
-    for flag, least in (("trials", 1), ("workers", 1), ("recycle_after", 0)):
-        value = getattr(args, flag)
-        if value is not None and value < least:
-            raise HarnessError(f"--{flag.replace('_', '-')} must be at least {least}, got {value}")
     options = RunOptions(
         runs_dir=args.runs_dir,
         trials=args.trials,
@@ -199,6 +215,7 @@ def cmd_run(args) -> int:
         show_progress=not args.no_progress,
         overrides=_assignments(args),
     )
+    apply_options(spec, options)  # flags checked like the file, before anything is written
     outcome = run_study(spec, plugins, options)
     print(summary(outcome, outcome.spec))
     if outcome.interrupted:
@@ -254,7 +271,7 @@ def _kerastuner_worker(args, plugins, spec) -> int:
 
 def _join_study(args, plugins, spec, storage: str | None) -> int:
     """Run this machine's workers of a study that others share (``harness worker``)."""
-    from harness.orchestrator import RunOptions, run_study
+    from harness.orchestrator import RunOptions, apply_options, run_study
 
     options = RunOptions(
         runs_dir=args.runs_dir,
@@ -266,6 +283,7 @@ def _join_study(args, plugins, spec, storage: str | None) -> int:
         show_progress=not args.no_progress,
         overrides=_assignments(args),
     )
+    apply_options(spec, options)  # flags checked like the file, before anything is written
     outcome = run_study(spec, plugins, options)
     print(summary(outcome, outcome.spec))
     if outcome.interrupted:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.results import make_folder
 
 FORMATS = ("csv", "json", "parquet")
 CARD_FORMAT = "harness-model-card/1"
@@ -99,14 +100,9 @@ def cmd_export(args) -> int:
 
 def read_trials(run_dir: Path):
     """``trials.csv`` as written (best first)."""
-    import pandas as pd
+    from harness.results import TABLE_FILE, read_table_file
 
-    from harness.results import TABLE_FILE
-
-    path = run_dir / TABLE_FILE
-    if not path.is_file():
-        raise HarnessError(f"{path} does not exist yet; the study has no finished trial")
-    return pd.read_csv(path)
+    return read_table_file(run_dir / TABLE_FILE)
 
 
 def export_table(run_dir: Path, fmt: str, output: Path) -> Path:
@@ -121,7 +117,7 @@ def export_table(run_dir: Path, fmt: str, output: Path) -> Path:
     output = Path(output)
     if output.is_dir():
         output = output / f"{run_dir.name}-trials.{fmt}"
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(output.parent, "--output")
     tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     try:
         if fmt == "csv":
@@ -176,16 +172,22 @@ def export_best_model(
     plugins: Any = None,
 ) -> tuple[Path, Path]:
     """Copy (or retrain and save) the best trial's model; write its card. Returns both paths."""
-    from harness.results import BEST_CARD_FILE, BEST_FILE, BEST_MODEL_FILE, read_meta
+    from harness.results import (
+        BEST_CARD_FILE,
+        BEST_FILE,
+        BEST_MODEL_FILE,
+        read_json_file,
+        read_meta,
+    )
 
     meta = read_meta(run_dir)
     study_name = meta.get("name") or run_dir.name
     target = model_destination(destination, study_name)
     best_file = run_dir / BEST_FILE
-    best = json.loads(best_file.read_text()) if best_file.is_file() else None
+    best = read_json_file(best_file, "best trial") if best_file.is_file() else None
     card_file = run_dir / BEST_CARD_FILE
-    saved_card = json.loads(card_file.read_text()) if card_file.is_file() else {}
-    target.parent.mkdir(parents=True, exist_ok=True)
+    saved_card = read_json_file(card_file, "model card") if card_file.is_file() else {}
+    make_folder(target.parent, "--best-model")
     if retrain:
         if best is None:
             raise HarnessError(

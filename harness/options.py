@@ -58,5 +58,22 @@ def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:
         if value is not None
     }
     if update:
-        spec.study = spec.study.model_copy(update=update)
+        spec.study = validated_study_section(spec.study, update)
     return spec
+
+
+def validated_study_section(study: Any, update: dict[str, Any]) -> Any:
+    """``[study]`` with the command-line values, checked by the same model as the file, so a
+    flag never bypasses the study's limits; an error names the flag."""
+    from pydantic import ValidationError
+
+    from harness.errors import HarnessError
+
+    try:
+        return type(study).model_validate({**study.model_dump(exclude_unset=True), **update})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        flag = "--" + key.replace("_", "-")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise HarnessError(f"{flag} {update.get(key)!r}: {message}") from None

@@ -8,10 +8,12 @@ trial(s) measured once on the test split when the study ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from harness.progress import FINISHED_STATES, TrialFeed
 from harness.results import (
     build_table,
     read_test_results,
+    stored_storage,
     with_test_columns,
     write_meta,
     write_results,
@@ -81,7 +84,10 @@ class StudyOutcome:
 
 
 def study_meta(
-    spec: StudySpec, storage: str, overrides: dict[str, Any] | None = None
+    spec: StudySpec,
+    storage: str,
+    overrides: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
 ) -> dict[str, Any]:
     """What ``study.json`` records so that ``show``, ``report`` and TensorBoard need no TOML
     (and ``harness evaluate`` can re-read the study with the same ``--set`` values)."""
@@ -89,7 +95,7 @@ def study_meta(
         "name": spec.name,
         "study_file": str(spec.path),
         "backend": spec.study.backend,
-        "storage": storage,
+        "storage": stored_storage(run_dir, storage) if run_dir else storage,
         "trials": spec.study.trials,
         "objectives": [o.model_dump() for o in spec.objectives],
         "searched": {
@@ -118,11 +124,11 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
     # process measures the test split, and the GPUs stay theirs.
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_to_file(run_dir)
     backend = get_backend(spec)
-    storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
-    write_meta(run_dir, study_meta(spec, storage, options.overrides))
+    with _new_run_dir_removed_on_error(run_dir, options.runs_dir):
+        storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
+    log_path = log_to_file(run_dir)
+    write_meta(run_dir, study_meta(spec, storage, options.overrides, run_dir))
     context = StudyContext(spec, run_dir)
     plugins.study_start(context)
     deadline = time.time() + spec.study.timeout if spec.study.timeout else None
@@ -157,6 +163,29 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
             table = _write_table(backend, spec, storage, run_dir)
     plugins.study_end(context, table)
     return StudyOutcome(run_dir, table, spec, interrupted, tested)
+
+
+@contextlib.contextmanager
+def _new_run_dir_removed_on_error(run_dir: Path, runs_dir: Path):
+    """Create ``run_dir``; if what follows refuses the run (a storage that does not match,
+    an unreachable database), remove it again when this call created it."""
+    created = run_dir
+    while not created.parent.exists() and created.parent != created:
+        created = created.parent  # the first folder this run would create
+    created = None if run_dir.exists() else created
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"--runs-dir {runs_dir}: cannot create {run_dir} ({exc.strerror or exc}); "
+            "point --runs-dir at a writable folder"
+        ) from None
+    try:
+        yield
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
 
 def _write_table(backend, spec: StudySpec, storage: str, run_dir: Path):

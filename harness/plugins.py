@@ -249,5 +249,6 @@ def _register(
                 description=component.description,
                 tasks=component.tasks,
                 check=component.check,
+                decoder=component.decoder,
             )
     plugins.loaded.append(LoadedPlugin(name, source))

@@ -21,16 +21,17 @@ Models load in Keras safe mode (no ``Lambda`` code) unless ``--unsafe``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.card import find_decoder, parse_card
 from harness.errors import HarnessError
 
 #: --pretrained name -> (keras.applications constructor, module, input side, weights file)
@@ -111,7 +112,7 @@ def run(args) -> int:
     from harness.plugins import load_plugins
     from harness.textgen import generate, vocabulary_layer
 
-    load_plugins(args.plugin)  # plugins may register the Keras layers their models use
+    plugins = load_plugins(args.plugin)  # Keras layers their models use, image decoders
     model_path, inputs = Path(args.paths[0]), args.paths[1:]
     model = load_model(model_path, unsafe=args.unsafe)
     if vocabulary_layer(model) is not None:
@@ -128,7 +129,7 @@ def run(args) -> int:
     card = read_card(model_path, args.card)
     shape = tuple(model.input_shape)
     if len(shape) == 4:
-        batch = np.stack([load_image(Path(p), card, shape) for p in inputs])
+        batch = np.stack([load_image(Path(p), card, shape, plugins) for p in inputs])
     elif len(shape) == 2:
         batch = standardize(np.stack([parse_numbers(text, shape[1]) for text in inputs]), card)
     else:
@@ -149,6 +150,11 @@ def load_model(path: Path, unsafe: bool = False):
         raise HarnessError(f"{path}: no such model file")
     if path.suffix not in MODEL_SUFFIXES:
         raise HarnessError(f"{path}: not a Keras model file; give a .keras file (e.g. best.keras)")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise HarnessError(
+            f"not a Keras model file: {path} (a .keras file is a zip archive; this one is "
+            "truncated, corrupt or something else renamed); save or copy the model again"
+        )
     import keras
 
     from harness.layers import register
@@ -165,8 +171,8 @@ def load_model(path: Path, unsafe: bool = False):
             ) from None
         first = text.splitlines()[0][:300] if text else ""
         raise HarnessError(
-            f"cannot load {path}: {type(exc).__name__}: {first}; is it a Keras 3 model "
-            "(saved by harness, or --plugin the module defining its custom layers)?"
+            f"not a Keras model file: {path} ({type(exc).__name__}: {first}); is it a Keras 3 "
+            "model saved by harness (or --plugin the module defining its custom layers)?"
         ) from None
 
 
@@ -195,28 +201,16 @@ def read_card(model_path: Path, explicit: Path | None = None) -> dict[str, Any]:
                 raise HarnessError(f"--card {path}: not a JSON model card ({exc})") from None
             continue
         if not isinstance(card, dict):
+            if explicit is not None:
+                raise HarnessError(f"--card {path}: a model card is a JSON object")
             continue
         if isinstance(card.get("dataset"), dict):  # best_model.json
-            return card["dataset"]
+            return parse_card(card["dataset"], f"{path}: dataset")
         if "task" in card or "preprocessing" in card:  # harness export's card
-            return card
+            return parse_card(card, str(path))
         if explicit is not None:
             raise HarnessError(f"--card {path}: has no dataset section (task, preprocessing)")
     return {}
-
-
-def _decoder(preprocessing: dict[str, Any]):
-    """The loader's own decode function the card names, if it belongs to a loaded plugin."""
-    dotted = preprocessing.get("decoder")
-    if not isinstance(dotted, str) or "." not in dotted:
-        return None
-    module_name, _, attr = dotted.rpartition(".")
-    if not (module_name in sys.modules or module_name.startswith("harness_plugins.")):
-        return None
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        return None
 
 
 def _pil_decode(path: Path, size: tuple[int, int], color_mode: str, interpolation: str):
@@ -236,15 +230,18 @@ def _pil_decode(path: Path, size: tuple[int, int], color_mode: str, interpolatio
     return array[..., np.newaxis] if array.ndim == 2 else array
 
 
-def load_image(path: Path, card: dict[str, Any], input_shape: tuple) -> np.ndarray:
-    """Decode, resize and rescale one image as the model's training data was."""
+def load_image(
+    path: Path, card: dict[str, Any], input_shape: tuple, plugins: Any = None
+) -> np.ndarray:
+    """Decode, resize and rescale one image as the model's training data was (the card
+    has been validated by :func:`harness.card.parse_card`; its decoder is a plugin's)."""
     if not path.is_file():
         raise HarnessError(f"{path}: no such image file")
     pre = card.get("preprocessing") or {}
     size = tuple(int(v) for v in (pre.get("image_size") or input_shape[1:3]))
     channels = input_shape[-1]
     color_mode = pre.get("color_mode") or ("grayscale" if channels == 1 else "rgb")
-    decoder = _decoder(pre)
+    decoder = find_decoder(pre.get("decoder"), plugins, "model card") if plugins else None
     if decoder is not None:
         array = decoder(path, size, color_mode)
     else:

@@ -38,6 +38,10 @@ class Component:
     #: Datasets: ``check(params)`` finds missing or malformed data without loading it
     #: (raises HarnessError); run by ``harness validate`` and before a run writes anything.
     check: Callable[[Any], None] | None = None
+    #: Datasets: ``decoder(path, image_size, color_mode)`` -> uint8 array or None; model
+    #: cards name it (``preprocessing.decoder = "<dataset name>"``) so ``predict`` prepares
+    #: new images as in training.
+    decoder: Callable[..., Any] | None = None
 
 
 class Register(Protocol):
@@ -52,6 +56,7 @@ class Register(Protocol):
         description: str = "",
         tasks: tuple[str, ...] | None = None,
         check: Callable[[Any], None] | None = None,
+        decoder: Callable[..., Any] | None = None,
     ) -> None: ...
 
 
@@ -65,7 +70,9 @@ class Registry:
     def register_from(self, plugin: str, source: str) -> Register:
         """Return the ``register`` callable given to one plugin's hook."""
 
-        def register(name, function, *, params=None, description="", tasks=None, check=None):
+        def register(
+            name, function, *, params=None, description="", tasks=None, check=None, decoder=None
+        ):
             if not isinstance(name, str) or not name.isidentifier():
                 raise PluginError(
                     f"plugin {plugin!r} ({source}) registered {self.family[:-1]} {name!r}: "
@@ -89,10 +96,11 @@ class Registry:
                     f"{existing.plugin!r} ({existing.source}) and by plugin {plugin!r} ({source}). "
                     f"Uninstall or block one of them (HARNESS_DISABLE_PLUGINS={plugin})."
                 )
-            if check is not None and not callable(check):
-                raise PluginError(
-                    f"plugin {plugin!r} ({source}): check of {name!r} must be callable"
-                )
+            for label, hook in (("check", check), ("decoder", decoder)):
+                if hook is not None and not callable(hook):
+                    raise PluginError(
+                        f"plugin {plugin!r} ({source}): {label} of {name!r} must be callable"
+                    )
             if tasks is not None:
                 unknown = [t for t in tasks if t not in TASKS]
                 if isinstance(tasks, str) or unknown:
@@ -112,6 +120,7 @@ class Registry:
                 source,
                 tasks=tasks,
                 check=check,
+                decoder=decoder,
             )
 
         return register

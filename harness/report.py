@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.results import make_folder
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ class ReportData:
     objectives: list[dict[str, str]]
     searched: list[str]
     notes: list[str] = field(default_factory=list)
+    #: Why the per-epoch histories could not be read (None: read, or none recorded).
+    histories_error: str | None = None
 
     @property
     def metric(self) -> str | None:
@@ -199,7 +202,9 @@ def load_report_data(run_dir: Path) -> ReportData:
     data = ReportData(run_dir, meta, table, {}, objectives, searched)
     data.histories = read_histories(run_dir)
     if not data.histories:
-        data.histories = _histories_from_optuna(run_dir, meta)
+        data.histories, data.histories_error = _histories_from_optuna(run_dir, meta)
+        if data.histories_error:
+            data.notes.append(f"learning curves unavailable: {data.histories_error}")
     missing = [name for name in meta.get("searched", {}) if name not in table.columns]
     if missing:
         data.notes.append(
@@ -208,15 +213,18 @@ def load_report_data(run_dir: Path) -> ReportData:
     return data
 
 
-def _histories_from_optuna(run_dir: Path, meta: dict[str, Any]) -> dict[int, dict]:
-    """Older runs have no ``histories.json``: read the histories from the Optuna storage."""
+def _histories_from_optuna(
+    run_dir: Path, meta: dict[str, Any]
+) -> tuple[dict[int, dict], str | None]:
+    """Older runs have no ``histories.json``: read the histories from the Optuna storage.
+    Returns them and, when the storage could not be read, why."""
     if meta.get("backend") != "optuna" or not meta.get("storage"):
-        return {}
-    storage = str(meta["storage"])
-    if "://" not in storage and not Path(storage).is_file():
-        storage = str(run_dir / Path(storage).name)
-        if not Path(storage).is_file():
-            return {}
+        return {}, None
+    from harness.results import resolve_storage
+
+    storage = resolve_storage(run_dir, str(meta["storage"]))
+    if storage is None:
+        return {}, f"the storage {meta['storage']} is gone"
     try:
         import optuna
 
@@ -228,10 +236,10 @@ def _histories_from_optuna(run_dir: Path, meta: dict[str, Any]) -> dict[int, dic
             t.number: json.loads(t.user_attrs["history"])
             for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get("history")
-        }
+        }, None
     except Exception as exc:  # noqa: BLE001 - the report goes on without curves
         log.warning("could not read trial histories from %s: %s", storage, exc)
-        return {}
+        return {}, f"could not read {storage} ({exc})"
 
 
 # --------------------------------------------------------------------------- Optuna study
@@ -550,6 +558,9 @@ def curves_section(data: ReportData, out_dir: Path, top: int) -> Section:
         number = int(row["number"])
         history = data.histories.get(number, {})
         diagnosis = diagnose(history)
+        if not history and data.histories_error:
+            reason = f"learning curves unavailable: {data.histories_error}"
+            diagnosis = Diagnosis("no-history", reason)
         label = f"trial {number} ({data.metric}={float(row[data.metric]):.4f})"
         pairs = _curve_pairs(history)
         if not pairs:
@@ -592,7 +603,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None, top: int = TOP_TRIA
 
     data = load_report_data(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "--output")
     for pattern in PLOT_FILES:  # plots of an earlier report (never other files)
         for old in out_dir.glob(pattern):
             old.unlink()

@@ -187,6 +187,18 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def make_folder(folder: Path, flag: str) -> Path:
+    """``folder`` created (with parents), or one line blaming ``flag`` when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"{flag} {folder}: cannot create this folder ({exc.strerror or exc}); "
+            "choose a writable place"
+        ) from None
+    return folder
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
@@ -194,15 +206,62 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def stored_storage(run_dir: Path, storage: str) -> str:
+    """How ``study.json`` records the storage: a journal inside the run directory relative
+    to it (so a copied or moved run directory reads its own journal), anything else as is."""
+    if "://" in storage:
+        return storage
+    try:
+        return str(Path(storage).resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return storage
+
+
+def resolve_storage(run_dir: Path, stored: str) -> str | None:
+    """The storage ``study.json`` names, read back: a relative journal path is inside
+    ``run_dir``; an absolute one is used only when ``run_dir`` has no journal of that name
+    (runs written before paths were relative). None when the journal is gone."""
+    if "://" in stored:
+        return stored
+    path = Path(stored)
+    own = run_dir / (path if not path.is_absolute() else path.name)
+    if own.is_file():
+        return str(own)
+    return str(path) if path.is_absolute() and path.is_file() else None
+
+
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     """Write ``study.json``: objectives, searched domains, backend and storage."""
     _atomic_write(run_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
 
 
+def read_json_file(path: Path, what: str, expect: type = dict) -> Any:
+    """A JSON file harness wrote, or one line naming it and the fix when it is damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
+        raise HarnessError(
+            f"{path}: cannot read the {what} ({reason}); it is damaged. Restore it, or run "
+            "the study again with `harness run` (the storage rewrites it)"
+        ) from None
+    if not isinstance(data, expect):
+        raise HarnessError(f"{path}: not a {what} written by harness; restore it")
+    return data
+
+
 def read_meta(run_dir: Path) -> dict[str, Any]:
     """Read ``study.json`` (empty if the study never started)."""
     path = run_dir / META_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    meta = read_json_file(path, "study description")
+    objectives = meta.get("objectives", [])
+    if not isinstance(objectives, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("metric"), str) for o in objectives
+    ):
+        raise HarnessError(f"{path}: its objectives are damaged; restore study.json")
+    return meta
 
 
 def resolve_run_dir(target: str, runs_dir: Path) -> Path:
@@ -222,16 +281,44 @@ def read_histories(run_dir: Path) -> dict[int, dict[str, list[float]]]:
     path = run_dir / HISTORIES_FILE
     if not path.is_file():
         return {}
-    return {int(number): history for number, history in json.loads(path.read_text()).items()}
+    data = read_json_file(path, "per-epoch histories")
+    try:
+        return {int(number): dict(history) for number, history in data.items()}
+    except (TypeError, ValueError):
+        raise HarnessError(f"{path}: not a histories file written by harness; delete it")
 
 
 def read_table(run_dir: Path) -> pd.DataFrame:
     """Read ``trials.csv`` sorted best first."""
-    path = run_dir / TABLE_FILE
+    table = read_table_file(run_dir / TABLE_FILE)
+    objectives = read_meta(run_dir).get("objectives", [])
+    missing = [o["metric"] for o in objectives if o["metric"] not in table.columns]
+    if missing:
+        raise HarnessError(
+            f"{run_dir / TABLE_FILE}: no column {missing[0]!r} (the study's objective); the "
+            "file is damaged or from another study. Run the study again to rewrite it"
+        )
+    return sort_best_first(table, objectives)
+
+
+def read_table_file(path: Path) -> pd.DataFrame:
+    """``trials.csv`` as written, checked: a readable CSV with ``number`` and ``state``."""
     if not path.is_file():
         raise HarnessError(f"{path} does not exist yet; the study has no finished trial")
-    table = pd.read_csv(path)
-    return sort_best_first(table, read_meta(run_dir).get("objectives", []))
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+        raise HarnessError(
+            f"{path}: not a readable trials table; it is damaged. Run the study again (the "
+            "storage rewrites it) or restore it"
+        ) from None
+    missing = [c for c in ("number", "state") if c not in table.columns]
+    if missing or not pd.api.types.is_numeric_dtype(table["number"]):
+        raise HarnessError(
+            f"{path}: not a trials table written by harness (no {' or '.join(missing) or 'number'} "
+            "column); run the study again to rewrite it"
+        )
+    return table
 
 
 def model_card(trial: Any, result: Any) -> dict[str, Any]:

@@ -20,26 +20,15 @@ from harness.results import (
     read_meta,
     read_table,
     read_test_results,
+    resolve_storage,
     with_test_columns,
 )
 
 
-def _journal_path(run_dir: Path, storage: str) -> Path | None:
-    """The journal file of a run directory (also when the directory was moved or copied)."""
-    own = run_dir / Path(storage).name
-    if own.is_file():
-        return own
-    given = Path(storage)
-    return given if given.is_file() else None
-
-
 def _optuna_records(run_dir: Path, meta: dict[str, Any]) -> list | None:
-    storage = str(meta.get("storage") or "")
-    if "://" not in storage:
-        journal = _journal_path(run_dir, storage or "optuna.journal")
-        if journal is None:
-            return None
-        storage = str(journal)
+    storage = resolve_storage(run_dir, str(meta.get("storage") or "optuna.journal"))
+    if storage is None:
+        return None
     import optuna
 
     from harness.backends.optuna import make_storage, trial_records

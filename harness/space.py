@@ -64,6 +64,16 @@ class IntDistribution:
     def representatives(self) -> list[int]:
         return [self.low, self.high]
 
+    def why_not(self, value: Any) -> str | None:
+        """Why ``value`` cannot be drawn from this distribution (None: it can)."""
+        if not _is_number(value) or not float(value).is_integer():
+            return f"{value!r} is not an integer"
+        if not self.low <= value <= self.high:
+            return f"{value!r} is outside [{self.low}, {self.high}]"
+        if (int(value) - self.low) % self.step:
+            return f"{value!r} is not on the grid {self.low}, {self.low + self.step}, ... (step)"
+        return None
+
     def describe(self) -> str:
         extra = f", step {self.step}" if self.step != 1 else ""
         return f"int [{self.low}, {self.high}]{extra}{', log' if self.log else ''}"
@@ -82,6 +92,21 @@ class FloatDistribution:
     def representatives(self) -> list[float]:
         return [self.low, self.high]
 
+    def why_not(self, value: Any) -> str | None:
+        """Why ``value`` cannot be drawn from this distribution (None: it can)."""
+        if not _is_number(value) or not math.isfinite(value):
+            return f"{value!r} is not a number"
+        if not self.low <= value <= self.high:
+            return f"{value!r} is outside [{self.low}, {self.high}]"
+        if self.step:
+            steps = (value - self.low) / self.step
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+                return (
+                    f"{value!r} is not on the grid {self.low:g}, {self.low + self.step:g}, ... "
+                    "(step)"
+                )
+        return None
+
     def describe(self) -> str:
         extra = f", step {self.step}" if self.step else ""
         return f"float [{self.low}, {self.high}]{extra}{', log' if self.log else ''}"
@@ -97,8 +122,44 @@ class ChoiceDistribution:
     def representatives(self) -> list[Any]:
         return list(self.choices)
 
+    def why_not(self, value: Any) -> str | None:
+        """Why ``value`` is not one of the choices (None: it is); ``true`` is not ``1``."""
+        if any(same_value(value, choice) for choice in self.choices):
+            return None
+        return f"{value!r} is not one of {list(self.choices)}"
+
     def describe(self) -> str:
         return "choice " + ", ".join(repr(c) for c in self.choices)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same kind: numbers with numbers, booleans with booleans, strings
+    with strings (Python's ``True == 1`` does not count)."""
+    if _is_number(a) and _is_number(b):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def value_kind(value: Any) -> str:
+    """``number``, ``boolean``, ``string`` or ``list``: what a condition may compare."""
+    if isinstance(value, bool):
+        return "boolean"
+    if _is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else type(value).__name__
+
+
+def distribution_kinds(distribution: Any) -> set[str]:
+    """The kinds of value a distribution draws."""
+    if isinstance(distribution, ChoiceDistribution):
+        return {value_kind(c) for c in distribution.choices}
+    return {"number"}
 
 
 Distribution = IntDistribution | FloatDistribution | ChoiceDistribution
@@ -239,6 +300,30 @@ def parse_condition(where: str, text: str, scope: str) -> Condition:
     return Condition(qualified, op, value)
 
 
+def _check_comparable(
+    param: SearchParam, by_name: dict[str, SearchParam], literals: dict[str, Any]
+) -> None:
+    """Refuse a condition that can never hold because it compares different kinds of value
+    (an int parameter with a string)."""
+    condition = param.condition
+    assert condition is not None
+    parent = condition.param
+    if parent in by_name:
+        kinds = distribution_kinds(by_name[parent].distribution)
+    elif parent in literals:
+        kinds = {value_kind(literals[parent])}
+    else:
+        return
+    compared = condition.value if condition.op in ("in", "not in") else [condition.value]
+    for value in compared:
+        if value_kind(value) not in kinds:
+            raise StudyFileError(
+                f"{param.name}.when: {condition.describe()} compares {parent} (a "
+                f"{' or '.join(sorted(kinds))}) with a {value_kind(value)}, so it is never "
+                f"true; write the value as a {sorted(kinds)[0]}"
+            )
+
+
 def order_by_dependency(params: list[SearchParam], literals: dict[str, Any]) -> list[SearchParam]:
     """Order parameters so that each condition's parameter is sampled before it."""
     by_name = {param.name: param for param in params}
@@ -253,6 +338,7 @@ def order_by_dependency(params: list[SearchParam], literals: dict[str, Any]) -> 
         visiting.add(param.name)
         if param.condition is not None:
             parent = param.condition.param
+            _check_comparable(param, by_name, literals)
             if parent in by_name:
                 visit(by_name[parent])
             elif parent not in literals:

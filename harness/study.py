@@ -6,7 +6,9 @@ closest valid key; unknown plugins list the available ones.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -27,7 +29,10 @@ from harness.space import (
     parse_distribution,
 )
 
-STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: Longer names would make run directories and database keys unwieldy (and some
+#: file systems refuse names over 255 bytes).
+MAX_NAME_LENGTH = 100
 TOP_LEVEL_KEYS = (
     "study",
     "optuna",
@@ -71,7 +76,7 @@ class StudySection(_Strict):
     backend: Literal["optuna", "kerastuner"] = "optuna"
     trials: int = Field(20, ge=1, le=100_000)
     timeout: float | None = Field(None, gt=0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
     objective: str | list[str] = "val_accuracy"
     direction: Literal["maximize", "minimize"] | list[Literal["maximize", "minimize"]] | None = None
     workers: int = Field(1, ge=1, le=256)
@@ -100,7 +105,9 @@ class StudySection(_Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not STUDY_NAME.match(value) or ".." in value:
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"at most {MAX_NAME_LENGTH} characters (got {len(value)})")
+        if not STUDY_NAME.fullmatch(value) or ".." in value:
             raise ValueError(
                 "use letters, digits, '-', '_' and '.', starting with a letter or digit "
                 "(no path separators or '..')"
@@ -193,24 +200,66 @@ def default_direction(metric: str) -> Literal["maximize", "minimize"]:
 
 
 def _suggest(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
+    # A prefix (val_acc -> val_accuracy) beats a close spelling (val_acc -> val_auc).
+    close = [a for a in allowed if a.startswith(key) and key] or difflib.get_close_matches(
+        key, allowed, n=1
+    )
     listing = f" Allowed: {', '.join(allowed)}." if len(allowed) <= 24 else ""
     return (f" Did you mean {close[0]!r}?" if close else "") + listing
 
 
+def _key_path(loc: tuple) -> str:
+    """A pydantic error location without union branch names (``constrained-int``,
+    ``tuple[int, int]``, ``function-after[...]``): only the keys a user wrote."""
+    parts = []
+    for part in loc:
+        if isinstance(part, int) or (isinstance(part, str) and part.isidentifier()):
+            parts.append(str(part))
+        else:
+            break
+    return ".".join(parts)
+
+
 def _format_validation_error(where: str, exc: ValidationError, allowed: list[str]) -> str:
-    lines = []
+    lines: list[str] = []
+    seen: set[str] = set()
     for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"])
+        loc = _key_path(error["loc"])
+        if loc in seen:  # the other members of a union: one line per key is enough
+            continue
+        seen.add(loc)
         path = f"{where}.{loc}" if loc else where
+        got = error.get("input")
+        branches = len([e for e in exc.errors() if _key_path(e["loc"]) == loc])
         if error["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key.{_suggest(str(error['loc'][-1]), allowed)}")
         elif error["type"] == "missing":
             lines.append(f"{path}: required key is missing")
+        elif isinstance(got, bool) and _numeric_error(error["type"]):
+            lines.append(f"{path}: expected a number, not {str(got).lower()}")
+        elif branches > 1:
+            lines.append(f"{path}: {got!r} is not an accepted value ({_field_hint(exc, loc)})")
         else:
-            got = error.get("input")
-            lines.append(f"{path}: {error['msg']} (got {got!r})")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{path}: {message} (got {got!r})")
     return "; ".join(lines)
+
+
+def _numeric_error(kind: str) -> bool:
+    """A pydantic error about a number (``true`` given for ``dropout`` reads as 1.0)."""
+    return kind.startswith(("greater_than", "less_than", "int_", "float_", "multiple_of"))
+
+
+def _field_hint(exc: ValidationError, loc: str) -> str:
+    """What each member of a union expected, briefly: ``an integer or a tuple``."""
+    wanted = []
+    for error in exc.errors():
+        if _key_path(error["loc"]) != loc:
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if message not in wanted:
+            wanted.append(message.removeprefix("Input should be ").rstrip("."))
+    return "expected " + " or ".join(wanted[:3])
 
 
 def validate_section(where: str, model: type[BaseModel], table: Any) -> BaseModel:
@@ -331,16 +380,33 @@ def _objectives(section: StudySection, where: str) -> list[Objective]:
     return [Objective(metric=m, direction=d) for m, d in zip(metrics, directions, strict=True)]
 
 
+#: A study file is a few KB; anything far larger is not one (or is /dev/zero).
+MAX_STUDY_FILE_BYTES = 1_000_000
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file, turning syntax errors into one line with the position."""
-    if not path.is_file():
+    """Read a TOML file, turning every problem into one line naming the file."""
+    if path.is_dir():
+        raise StudyFileError(f"{path}: is a directory; give the study's .toml file")
+    if not path.exists():
         raise StudyFileError(f"{path}: no such study file")
+    if not path.is_file():
+        raise StudyFileError(f"{path}: not a regular file; give the study's .toml file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STUDY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise StudyFileError(f"{path}: cannot read it ({exc.strerror or exc})")
+    if len(data) > MAX_STUDY_FILE_BYTES:
+        raise StudyFileError(f"{path}: larger than 1 MB; a study file is a short TOML text")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise StudyFileError(f"{path}: not valid TOML: {exc}")
     except UnicodeDecodeError:
         raise StudyFileError(f"{path}: not a UTF-8 text file")
+    except RecursionError:
+        raise StudyFileError(f"{path}: tables or arrays nested too deeply to be a study file")
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -360,6 +426,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         parsed = tomllib.loads(f"value = {value.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
+    except RecursionError:
+        raise StudyFileError(f"--set {key}: the value is nested too deeply")
     return key, parsed
 
 
@@ -404,11 +472,37 @@ def load_study(
     file before it is validated.
     """
     path = Path(path)
-    raw = apply_assignments(read_toml(path), assignments or {})
+    from_file = read_toml(path)
+    assignments = assignments or {}
     try:
-        return parse_study(raw, plugins, path)
+        return parse_study(apply_assignments(copy.deepcopy(from_file), assignments), plugins, path)
     except HarnessError as exc:
+        culprit = _blamed_assignment(from_file, assignments, plugins, path)
+        if culprit is not None:
+            shown = json.dumps(assignments[culprit], default=str)
+            raise StudyFileError(f"--set {culprit}={shown}: {exc}") from None
         raise StudyFileError(f"{path}: {exc}") from None
+
+
+def _blamed_assignment(
+    from_file: dict[str, Any], assignments: dict[str, Any], plugins: HarnessPlugins, path: Path
+) -> str | None:
+    """The first ``--set`` that turns a valid study file into an invalid one (None when the
+    file is invalid by itself)."""
+    if not assignments:
+        return None
+    try:
+        parse_study(copy.deepcopy(from_file), plugins, path)
+    except HarnessError:
+        return None
+    applied: dict[str, Any] = {}
+    for key, value in assignments.items():
+        applied[key] = value
+        try:
+            parse_study(apply_assignments(copy.deepcopy(from_file), applied), plugins, path)
+        except HarnessError:
+            return key
+    return None
 
 
 def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> StudySpec:
@@ -560,27 +654,41 @@ def _enqueue(raw: Any, space: SearchSpace) -> list[dict[str, Any]]:
                     f"[[enqueue]] #{index + 1}.{key}: not a searched parameter."
                     + _suggest(key, names)
                 )
-            dist = param.distribution
-            choices = getattr(dist, "choices", None)
-            if choices is not None and value not in choices:
+            problem = param.distribution.why_not(value)
+            if problem:
                 raise StudyFileError(
-                    f"[[enqueue]] #{index + 1}.{key}: {value!r} is not one of {list(choices)}"
+                    f"[[enqueue]] #{index + 1}.{key}: {problem}; use a value the search "
+                    f"space can draw ({param.distribution.describe()})"
                 )
-            if choices is None and not _within(value, dist.low, dist.high):
-                raise StudyFileError(
-                    f"[[enqueue]] #{index + 1}.{key}: {value!r} is outside "
-                    f"[{dist.low}, {dist.high}]"
-                )
+        _check_enqueued_conditions(index, flat, space)
         trials.append(flat)
     return trials
 
 
-def _within(value: Any, low: float, high: float) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+def _check_enqueued_conditions(index: int, flat: dict[str, Any], space: SearchSpace) -> None:
+    """A hand-picked value for a conditional parameter whose condition is false (given the
+    trial's other values) would never be used: refuse it."""
+    known = {**space.literals, **flat}
+    for key in flat:
+        param = space.get(key)
+        condition = param.condition if param is not None else None
+        if condition is None or condition.param not in known:
+            continue
+        if not condition.holds(known):
+            raise StudyFileError(
+                f"[[enqueue]] #{index + 1}.{key}: is only sampled when "
+                f"{condition.describe()}, but this trial has {condition.param} = "
+                f"{known[condition.param]!r}; drop {key} or change {condition.param}"
+            )
 
 
 def _check_data_path(path: Any) -> None:
     """Fail before anything runs (or is written) when ``[dataset].path`` does not exist."""
+    if isinstance(path, str) and not path.strip():
+        raise StudyFileError(
+            "[dataset].path: is empty; give the folder or file of the data (or leave path out "
+            "where the dataset can download itself)"
+        )
     if isinstance(path, str) and path and not Path(path).expanduser().exists():
         raise StudyFileError(
             f"[dataset].path: {path} does not exist (relative paths are read from the "

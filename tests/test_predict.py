@@ -233,7 +233,7 @@ def test_lambda_model_needs_unsafe(tmp_path, capsys):
     [
         (lambda d: d / "missing.keras", "no such model file"),
         (lambda d: _write(d / "notes.txt", "hi"), "not a Keras model file"),
-        (lambda d: _write(d / "broken.keras", "not a zip"), "cannot load"),
+        (lambda d: _write(d / "broken.keras", "not a zip"), "not a Keras model file: "),
     ],
 )
 def test_bad_model_files_are_one_clear_error(tmp_path, capsys, make, message):
@@ -251,3 +251,69 @@ def test_unreadable_image_is_one_clear_error(binary_run, tmp_path, capsys):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    "decoder", ["numpy.load", "os.system", "pickle.loads", "image_folder.decode_image", "nope"]
+)
+def test_a_model_card_never_names_code_to_call(binary_run, tmp_path, capsys, decoder):
+    """A card is data: a decoder naming any import path is refused, and reading the card
+    creates nothing (the pickle "image" would write a file if it were ever loaded)."""
+    import pickle
+
+    model = tmp_path / "model.keras"
+    model.write_bytes((binary_run / "best.keras").read_bytes())
+    card = json.loads((binary_run / "best_model.json").read_text())
+    card["dataset"]["preprocessing"]["decoder"] = decoder
+    (tmp_path / "model.json").write_text(json.dumps(card["dataset"]))
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned.txt"), "w"))
+
+    image = tmp_path / "image.png"
+    image.write_bytes(pickle.dumps(Payload()))
+    before = _tree(tmp_path)
+    assert main(["predict", str(model), str(image)]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "decoder" in errors[0] and "Traceback" not in err
+    assert _tree(tmp_path) == before, "loading the card created a file"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("image_size", [0, 12], "image_size"),
+        ("image_size", "big", "image_size"),
+        ("color_mode", "cmyk", "color_mode"),
+        ("rescale", "1/255", "rescale"),
+        ("interpolation", "__import__", "interpolation"),
+        ("source", {"a": {"b": {"c": {"d": [1]}}}}, "source"),
+    ],
+)
+def test_every_card_field_is_validated(binary_run, tmp_path, capsys, field, value, message):
+    model = tmp_path / "model.keras"
+    model.write_bytes((binary_run / "best.keras").read_bytes())
+    card = json.loads((binary_run / "best_model.json").read_text())["dataset"]
+    card["preprocessing"][field] = value
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    x, _ = fixture_images(12, 3, 2)
+    image = write_png(tmp_path / "img.png", x[0])
+    assert main(["predict", str(model), str(image)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+def test_a_card_with_a_wrong_class_list_is_refused(binary_run, tmp_path, capsys):
+    model = tmp_path / "model.keras"
+    model.write_bytes((binary_run / "best.keras").read_bytes())
+    card = json.loads((binary_run / "best_model.json").read_text())["dataset"]
+    card["class_names"] = "cats"
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    assert main(["predict", str(model), str(tmp_path / "x.png")]) == 2
+    assert "class_names" in capsys.readouterr().err

@@ -278,7 +278,7 @@ def fuzz_plugins():
         os.environ.pop("HARNESS_DISABLE_PLUGIN_AUTOLOAD", None)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tables=STUDY_TABLES)
 def test_generated_study_files_never_raise_a_traceback(tables, fuzz_plugins, tmp_path_factory):
     base = {

@@ -132,7 +132,7 @@ def test_postgresql_storage_shared_by_two_workers(tmp_path):
 
 @pytest.mark.parametrize("in_process", [False, True])
 def test_orchestrating_process_leaves_tensorflow_and_the_gpus_to_its_workers(
-    in_process, monkeypatch, plugins, write_study
+    in_process, monkeypatch, plugins, write_study, tmp_path
 ):
     """Only an in-process run trains in the orchestrating process; otherwise it never
     starts TensorFlow (no GPU memory, no 10 s import) before its workers run."""
@@ -155,5 +155,9 @@ def test_orchestrating_process_leaves_tensorflow_and_the_gpus_to_its_workers(
     monkeypatch.setattr(harness.orchestrator, "_supervise", supervise)
     spec = load_study(write_study(PROBE_STUDY.format(name="gpus", trials=1, seed=1)), plugins)
     with pytest.raises(Started) as started:
-        run_study(spec, plugins, RunOptions(in_process=in_process, show_progress=False))
+        run_study(
+            spec,
+            plugins,
+            RunOptions(runs_dir=tmp_path / "runs", in_process=in_process, show_progress=False),
+        )
     assert started.value.args[0] == (configure_tensorflow if in_process else "workers")

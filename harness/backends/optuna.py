@@ -97,20 +97,70 @@ def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> 
 def make_storage(url: str) -> optuna.storages.BaseStorage:
     """A journal file path or any Optuna RDB URL (sqlite://, postgresql://, mysql://)."""
     if "://" not in url:
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(url, lock_obj=JournalFileOpenLock(url))
-        return optuna.storages.JournalStorage(backend)
+        return _journal_storage(url)
+    scheme = url.split("://", 1)[0].lower()
+    engine_kwargs: dict[str, Any] = {}
+    if scheme.startswith(("postgresql", "mysql")):
+        # An unreachable host fails within this many seconds, not the OS's minutes.
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
         return optuna.storages.RDBStorage(
             url,
+            engine_kwargs=engine_kwargs,
             heartbeat_interval=30,
             grace_period=120,
             failed_trial_callback=None,
         )
+    except ModuleNotFoundError as exc:
+        extra = DRIVER_EXTRAS.get(scheme.split("+")[0])
+        fix = f"pip install 'harness[{extra}]'" if extra else f"pip install {exc.name}"
+        raise HarnessError(
+            f"--storage {_hide_password(url)}: the database driver {exc.name!r} is not "
+            f"installed; {fix}"
+        )
     except Exception as exc:  # noqa: BLE001 - connection and driver problems are user input
-        raise HarnessError(f"cannot open Optuna storage {url!r}: {type(exc).__name__}: {exc}")
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise HarnessError(
+            f"cannot open Optuna storage {_hide_password(url)}: {type(exc).__name__}: {first}"
+        )
+
+
+#: Seconds a database connection may take before the storage counts as unreachable.
+CONNECT_TIMEOUT_S = 10
+#: URL scheme -> the harness extra that installs its driver.
+DRIVER_EXTRAS = {"postgresql": "postgres", "postgres": "postgres"}
+
+
+def _hide_password(url: str) -> str:
+    head, sep, tail = url.partition("://")
+    if "@" not in tail:
+        return url
+    credentials, _, host = tail.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{head}{sep}{user}:***@{host}" if ":" in credentials else url
+
+
+def _journal_storage(url: str) -> optuna.storages.BaseStorage:
+    """A journal file's storage; a path that is a directory or a corrupt journal is one line."""
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = Path(url)
+    if path.is_dir():
+        raise HarnessError(
+            f"--storage {url}: is a directory; give a journal file path (e.g. {url}/study.journal) "
+            "or a database URL"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(url, lock_obj=JournalFileOpenLock(url))
+        return optuna.storages.JournalStorage(backend)
+    except OSError as exc:
+        raise HarnessError(f"cannot open the journal {url}: {exc.strerror or exc}")
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise HarnessError(
+            f"{url}: not a readable Optuna journal ({type(exc).__name__}); it is corrupt. "
+            "Move it away to start the study afresh, or restore a copy"
+        )
 
 
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:

@@ -17,6 +17,7 @@ from harness_plugins.datasets.image_folder import (
     ImageFolderParams,
     ImageSize,
     check_image_layout,
+    decode_image,
     file_lock,
     find_layout,
     load_image_layout,
@@ -261,4 +262,5 @@ def harness_register_datasets(register):
             description=dataset.description,
             tasks=("binary", "multiclass"),
             check=_make_check(dataset),
+            decoder=decode_image,
         )

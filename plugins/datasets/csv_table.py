@@ -169,8 +169,9 @@ def _class_name(value) -> str:
     return str(value)
 
 
-def load_csv_table(params: CsvTableParams, context: LoadContext) -> Dataset:
-    """A CSV's numeric columns as features and one column as the label (class or value)."""
+def _checked_table(params: CsvTableParams):
+    """Read the CSV and check it: (path, frame, features, skipped columns, dropped rows,
+    task, labels, class names)."""
     path, frame = _read(params)
     features, skipped = _feature_columns(params, frame, path)
     used = [*features, params.label]
@@ -188,6 +189,18 @@ def load_csv_table(params: CsvTableParams, context: LoadContext) -> Dataset:
     if len(frame) < 2:
         raise HarnessError(f"{path}: {len(frame)} usable row(s); a CSV needs at least 2 rows")
     task, y, class_names = _labels(params, frame[params.label], path)
+    return path, frame, features, skipped, dropped, task, y, class_names
+
+
+def check_csv_table(params: CsvTableParams) -> None:
+    """Before a run: the CSV is readable, its columns are there and numeric, and its labels
+    make sense (a small table is read whole; nothing is kept)."""
+    _checked_table(params)
+
+
+def load_csv_table(params: CsvTableParams, context: LoadContext) -> Dataset:
+    """A CSV's numeric columns as features and one column as the label (class or value)."""
+    path, frame, features, skipped, dropped, task, y, class_names = _checked_table(params)
     x = frame[features].to_numpy(dtype="float64")
     stratify = task != "regression"
     x_train, y_train, x_val, y_val = carve_validation(
@@ -237,4 +250,5 @@ def harness_register_datasets(register):
         load_csv_table,
         params=CsvTableParams,
         description="any CSV: numeric feature columns + one label column (class or value)",
+        check=check_csv_table,
     )

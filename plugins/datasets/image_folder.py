@@ -676,7 +676,7 @@ def load_image_layout(
             "rescale": 1 / 255,
             "interpolation": "bilinear",
             "jpeg_draft": True,
-            "decoder": "harness_plugins.datasets.image_folder.decode_image",
+            "decoder": name,  # this dataset's registered decoder (see harness.card)
             "validation": _validation_text(source, split, layout, context.seed),
             "validation_source": source,
         },
@@ -708,5 +708,5 @@ def harness_register_datasets(register):
     register(
         "image_folder", load_image_folder, params=ImageFolderParams,
         description="any tree of class folders (train/validation/test or split), cached decode",
-        tasks=("binary", "multiclass"), check=check_image_folder,
+        tasks=("binary", "multiclass"), check=check_image_folder, decoder=decode_image,
     )

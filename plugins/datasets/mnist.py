@@ -356,10 +356,11 @@ def load_fashion_mnist(params: MnistParams, context: LoadContext) -> Dataset:
 
 
 def _check(params: MnistParams, flavour: _Flavour) -> None:
-    """Cheap check before a run: the local files are where ``path`` says (nothing is read;
-    without ``path`` the files are downloaded when the first trial runs)."""
+    """Before a run: the local files are where ``path`` says and read as the right IDX or
+    npz arrays (a truncated, swapped or corrupt file is found here; about a second for
+    the full dataset). Without ``path`` the files are downloaded by the first trial."""
     if params.path is not None:
-        _resolve(params, flavour)
+        _read(*_resolve(params, flavour), flavour)
 
 
 def check_mnist(params: MnistParams) -> None:

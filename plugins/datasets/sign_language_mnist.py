@@ -233,11 +233,13 @@ def load_sign_language_mnist(params: SignLanguageParams, context: LoadContext) -
 
 
 def check_sign_language_mnist(params: SignLanguageParams) -> None:
-    """Cheap check before a run: the CSVs are where ``path`` says and their header row is
-    Kaggle's (label, pixel1, ..., pixel784)."""
-    for csv_path in _csv_files(params)[:2]:
-        if csv_path is not None:
-            read_sign_csv(csv_path, limit=1)
+    """Before a run: the CSVs are where ``path`` says, with Kaggle's columns, numeric
+    cells, labels 0-24 without 9 and pixels 0-255 (each CSV is read once, up to ``limit``
+    rows; a few seconds for the full dataset)."""
+    train_csv, test_csv, _ = _csv_files(params)
+    read_sign_csv(train_csv, params.limit)
+    if test_csv is not None:
+        read_sign_csv(test_csv, params.test_limit)
 
 
 @harness.hookimpl

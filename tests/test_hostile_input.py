@@ -1,0 +1,293 @@
+"""Hostile input through the CLI: one `error:` line, exit 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import harness.orchestrator
+import harness.plugins
+from harness.cli import main
+
+#: A valid study touching every part of the file: searched ints, floats, choices, a
+#: condition, a callback, hand-picked trials.
+BASE = {
+    "study": {"name": "hostile", "trials": 3, "seed": 1, "objective": "val_accuracy"},
+    "optuna": {"sampler": "tpe", "pruner": "median"},
+    "dataset": {"name": "digits", "limit": 200, "validation_split": 0.2},
+    "model": {
+        "name": "dense",
+        "dense_layers": {"int": [1, 3]},
+        "units": {"int": [8, 64], "step": 8},
+        "dropout": {"float": [0.0, 0.5]},
+        "activation": {"choice": ["relu", "tanh"]},
+    },
+    "train": {"epochs": 2, "learning_rate": {"float": [1e-4, 1e-2], "log": True}},
+    "callbacks": {"threshold": {"metric": "val_accuracy", "value": 0.99}},
+    "enqueue": [
+        {"model": {"dense_layers": 1, "units": 16, "dropout": 0.0, "activation": "relu"}}
+    ],
+}
+
+SCALARS = st.one_of(
+    st.integers(-(10**13), 10**13),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.booleans(),
+    st.sampled_from(
+        ["", "digits", "dense", "val_acc", "units >= 2", "dense_layers >= 'two'", "../x", "a\n",
+         "x" * 300, "numpy.load", "tpe", "minimize", "int", "choice"]
+    ),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+KEYS = st.sampled_from(
+    ["name", "trials", "seed", "int", "float", "choice", "step", "log", "when", "units",
+     "dense_layers", "dropout", "epochs", "limit", "metric", "value", "x", "timeout", "workers"]
+)
+
+
+def _paths(node, prefix=()):
+    """Every (path, value) in a nested study, tables and lists included."""
+    yield prefix, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, (*prefix, index))
+
+
+PATHS = [path for path, _ in _paths(BASE) if path]
+
+
+def _set(study, path, value):
+    node = study
+    for part in path[:-1]:
+        node = node[part]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+_DELETE = object()
+MUTATION = st.tuples(
+    st.sampled_from(PATHS),
+    st.sampled_from(["replace", "delete", "add", "wrap"]),
+    VALUES,
+    KEYS,
+)
+
+
+def mutate(mutations) -> dict:
+    study = copy.deepcopy(BASE)
+    for path, op, value, key in mutations:
+        try:
+            target = study
+            for part in path:
+                target = target[part]
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed this path
+        if op == "replace":
+            _set(study, path, value)
+        elif op == "delete":
+            _set(study, path, _DELETE)
+        elif op == "add" and isinstance(target, dict):
+            target[key] = value
+        elif op == "wrap":
+            _set(study, path, {key: target})
+    return study
+
+
+class _Valid(Exception):
+    """Raised instead of running a study that passed every check."""
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """`harness run` on a valid study stops right where training would start."""
+
+    def refuse_to_train(spec, plugins, options):
+        raise _Valid(spec.name)
+
+    monkeypatch.setattr(harness.orchestrator, "run_study", refuse_to_train)
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    # The built-in plugins, loaded once: a thousand study files are checked in seconds.
+    built_ins = harness.plugins.load_plugins()
+    monkeypatch.setattr(
+        harness.plugins, "load_plugins", lambda extra=(): built_ins if not extra else _load(extra)
+    )
+
+
+_load = harness.plugins.load_plugins
+
+
+def refused(args: list[str], runs: Path, capsys) -> str | None:
+    """Run the CLI; None when the study was valid, else assert the rules of bad input
+    and return the error line."""
+    try:
+        code = main([*args, "--runs-dir", str(runs)])
+    except _Valid:
+        return None
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    assert not runs.exists(), "nothing is written before an error"
+    return lines[0]
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=3))
+def test_mutated_study_files_are_refused_cleanly_or_valid(
+    mutations, no_training, tmp_path_factory, capsys
+):
+    folder = tmp_path_factory.mktemp("hostile")
+    path = folder / "study.toml"
+    try:
+        path.write_text(tomli_w.dumps(mutate(mutations)), encoding="utf-8")
+    except (TypeError, ValueError):
+        return  # not expressible in TOML (e.g. a list mixing tables and values)
+    refused(["run", str(path)], folder / "runs", capsys)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--trials", "1000000000000", "--trials 1000000000000: "),
+        ("--workers", "100000", "--workers 100000: "),
+        ("--timeout", "-5", "--timeout -5.0: "),
+        ("--seed", "-1", "--seed -1: "),
+        ("--recycle-after", "-1", "--recycle-after -1: "),
+        ("--trials", "abc", "argument --trials: invalid int value"),
+    ],
+)
+def test_flags_obey_the_study_file_limits(tmp_path, capsys, no_training, flag, value, expected):
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    error = refused(["run", str(path), flag, value], tmp_path / "r", capsys)
+    assert error is not None and expected in error
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"study": {"name": "ok\n"}}, "[study].name"),
+        ({"study": {"name": "x" * 300}}, "at most 100 characters"),
+        ({"study": {"seed": -1}}, "[study].seed"),
+        ({"enqueue": [{"model": {"units": 12.5}}]}, "12.5 is not an integer"),
+        ({"enqueue": [{"model": {"units": 12}}]}, "not on the grid"),
+        ({"enqueue": [{"model": {"activation": True}}]}, "True is not one of"),
+        ({"model": {"dropout": True}}, "expected a number, not true"),
+        ({"study": {"objective": "val_acc"}}, "Did you mean 'val_accuracy'?"),
+    ],
+)
+def test_study_file_mistakes_name_the_key_and_the_fix(
+    tmp_path, capsys, no_training, change, message
+):
+    study = copy.deepcopy(BASE)
+    for table, values in change.items():
+        if isinstance(values, list):
+            study[table] = values
+        else:
+            study[table] = {**study[table], **values}
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(study))
+    error = refused(["run", str(path)], tmp_path / "r", capsys)
+    assert error is not None and message in error
+
+
+def test_conditions_and_enqueued_conditionals_are_checked(tmp_path, capsys, no_training):
+    study = copy.deepcopy(BASE)
+    study["model"]["dropout"] = {"float": [0.0, 0.5], "when": "dense_layers >= 'two'"}
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(study))
+    assert main(["validate", str(path)]) == 2
+    assert "never true" in capsys.readouterr().err
+    study["model"]["dropout"] = {"float": [0.0, 0.5], "when": "dense_layers >= 2"}
+    study["enqueue"] = [{"model": {"dense_layers": 1, "dropout": 0.1}}]
+    path.write_text(tomli_w.dumps(study))
+    assert main(["validate", str(path)]) == 2
+    assert "only sampled when model.dense_layers >= 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: d,  # a directory
+        lambda d: Path("/dev/zero"),
+        lambda d: _write(d / "deep.toml", "a = " + "[" * 5000 + "]" * 5000),
+        lambda d: _write_bytes(d / "bin.toml", bytes(range(256))),
+    ],
+)
+def test_unreadable_study_files_are_one_line(tmp_path, capsys, no_training, make):
+    path = make(tmp_path)
+    assert refused(["run", str(path)], tmp_path / "r", capsys) is not None
+
+
+def test_filesystem_problems_are_one_line(tmp_path, capsys, monkeypatch):
+    """The real `harness run`, refused before any trial: nothing left behind."""
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["run", str(path), "--runs-dir", str(blocker / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--runs-dir" in err and "Traceback" not in err
+    runs = tmp_path / "r" / "deeper"
+    code = main(["run", str(path), "--runs-dir", str(runs), "--storage", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a directory" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists(), "a refused run leaves no folder behind"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("trials.csv", "\x00\x01garbage"),
+        ("trials.csv", ""),
+        ("trials.csv", "a,b\n1,2\n"),
+        ("study.json", '{"name": "x", "objectives": [{"metric": '),
+        ("histories.json", "[1, 2"),
+    ],
+)
+def test_damaged_result_files_are_one_line(tmp_path, capsys, name, content):
+    run_dir = tmp_path / "runs" / "x"
+    run_dir.mkdir(parents=True)
+    objectives = [{"metric": "val_accuracy", "direction": "maximize"}]
+    (run_dir / "study.json").write_text(json.dumps({"name": "x", "objectives": objectives}))
+    (run_dir / "trials.csv").write_text("number,state,val_accuracy\n0,complete,0.5\n")
+    (run_dir / name).write_text(content)
+    for command in (["show", "x"], ["report", "x"], ["export", "x", "--format", "csv"]):
+        code = main([*command, "--runs-dir", str(tmp_path / "runs")])
+        err = capsys.readouterr().err
+        if name == "histories.json" and command[0] != "report":
+            continue  # only the report reads the histories
+        assert code == 2, (command, err)
+        assert "Traceback" not in err and err.startswith("error: ") and name in err
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
