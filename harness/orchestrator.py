@@ -30,12 +30,14 @@ from harness.plugins import HarnessPlugins
 from harness.progress import FINISHED_STATES, TrialFeed
 from harness.results import (
     build_table,
+    make_folder,
     read_test_results,
     stored_storage,
     with_test_columns,
     write_meta,
     write_results,
 )
+from harness.space import distribution_to_json
 from harness.study import StudySpec
 from harness.workers import (
     EXIT_RECYCLE,
@@ -101,6 +103,7 @@ def study_meta(
         "searched": {
             p.name: {
                 "domain": p.distribution.describe(),
+                "distribution": distribution_to_json(p.distribution),
                 "condition": p.condition.describe() if p.condition else None,
             }
             for p in spec.space.params
@@ -125,7 +128,7 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     backend = get_backend(spec)
-    with _new_run_dir_removed_on_error(run_dir, options.runs_dir):
+    with _new_run_dir_removed_on_error(run_dir):
         storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
     log_path = log_to_file(run_dir)
     write_meta(run_dir, study_meta(spec, storage, options.overrides, run_dir))
@@ -166,20 +169,14 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
 
 
 @contextlib.contextmanager
-def _new_run_dir_removed_on_error(run_dir: Path, runs_dir: Path):
+def _new_run_dir_removed_on_error(run_dir: Path):
     """Create ``run_dir``; if what follows refuses the run (a storage that does not match,
     an unreachable database), remove it again when this call created it."""
     created = run_dir
     while not created.parent.exists() and created.parent != created:
         created = created.parent  # the first folder this run would create
     created = None if run_dir.exists() else created
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HarnessError(
-            f"--runs-dir {runs_dir}: cannot create {run_dir} ({exc.strerror or exc}); "
-            "point --runs-dir at a writable folder"
-        ) from None
+    make_folder(run_dir, "--runs-dir")
     try:
         yield
     except BaseException:

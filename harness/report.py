@@ -13,7 +13,6 @@ on an in-memory Optuna study rebuilt from the table.
 
 from __future__ import annotations
 
-import ast
 import html
 import json
 import logging
@@ -245,31 +244,28 @@ def _histories_from_optuna(
 # --------------------------------------------------------------------------- Optuna study
 
 
-_INT = re.compile(r"^int \[(-?\d+), (-?\d+)\](?:, step (\d+))?(, log)?$")
-_FLOAT = re.compile(r"^float \[([^,\]]+), ([^,\]]+)\](?:, step ([^,]+))?(, log)?$")
-
-
-def parse_domain(text: str):
-    """An Optuna distribution from ``study.json``'s domain text (``int [8, 32], step 8``)."""
+def optuna_distribution(data: Any):
+    """The Optuna distribution of a searched parameter from ``study.json``'s structured
+    ``distribution`` (read as data and validated, never parsed out of text)."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
 
-    text = text.strip()
-    if match := _INT.match(text):
-        low, high, step, log_ = match.groups()
-        return IntDistribution(int(low), int(high), step=int(step or 1), log=bool(log_))
-    if match := _FLOAT.match(text):
-        low, high, step, log_ = match.groups()
-        return FloatDistribution(
-            float(low), float(high), step=float(step) if step else None, log=bool(log_)
+    from harness.space import ChoiceDistribution, distribution_from_json
+    from harness.space import IntDistribution as HarnessInt
+
+    distribution = distribution_from_json(data)
+    if isinstance(distribution, ChoiceDistribution):
+        return CategoricalDistribution(list(distribution.choices))
+    if isinstance(distribution, HarnessInt):
+        return IntDistribution(
+            distribution.low, distribution.high, step=distribution.step, log=distribution.log
         )
-    if text.startswith("choice "):
-        choices = ast.literal_eval("[" + text.removeprefix("choice ") + "]")
-        return CategoricalDistribution(choices)
-    raise ValueError(f"unknown domain {text!r}")
+    return FloatDistribution(
+        distribution.low, distribution.high, step=distribution.step, log=distribution.log
+    )
 
 
 def _infer_domain(values):
@@ -324,8 +320,8 @@ def rebuild_study(data: ReportData):
     parsed = {}
     for name in data.searched:
         try:
-            parsed[name] = parse_domain(str(domains[name]["domain"]))
-        except (ValueError, SyntaxError, KeyError, TypeError):
+            parsed[name] = optuna_distribution(domains[name]["distribution"])
+        except (HarnessError, KeyError, TypeError, ValueError):  # older or damaged study.json
             parsed[name] = _infer_domain(complete[name].dropna().tolist())
     try:
         return _build(data, parsed)

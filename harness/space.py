@@ -216,6 +216,28 @@ class SearchSpace:
         return next((p for p in self.params if p.name == name), None)
 
 
+def distribution_to_json(distribution: Distribution) -> dict[str, Any]:
+    """A distribution as the study file writes it (``{"int": [8, 64], "step": 8}``), so that
+    ``study.json`` carries it as data and :func:`distribution_from_json` reads it back."""
+    if isinstance(distribution, ChoiceDistribution):
+        return {"choice": list(distribution.choices)}
+    kind = "int" if isinstance(distribution, IntDistribution) else "float"
+    data: dict[str, Any] = {kind: [distribution.low, distribution.high]}
+    if distribution.step not in (None, 1) or (kind == "float" and distribution.step):
+        data["step"] = distribution.step
+    if distribution.log:
+        data["log"] = True
+    return data
+
+
+def distribution_from_json(data: Any, where: str = "study.json") -> Distribution:
+    """The inverse of :func:`distribution_to_json`, validated as a study file's table is."""
+    if not isinstance(data, dict) or "when" in data:
+        raise StudyFileError(f"{where}: not a distribution table")
+    distribution, _ = parse_distribution(where, data)
+    return distribution
+
+
 def is_distribution(value: Any) -> bool:
     """True for a table such as ``{int = [1, 4]}`` declaring a distribution."""
     return isinstance(value, dict) and any(kind in value for kind in DISTRIBUTION_KINDS)

@@ -291,3 +291,76 @@ def _write(path: Path, text: str) -> Path:
 def _write_bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_a_missing_database_driver_names_the_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    error = refused(
+        ["run", str(path), "--storage", "mysql://user:secret@localhost/db"],
+        tmp_path / "runs",
+        capsys,
+    )
+    assert error is not None and "pip install pymysql" in error and "secret" not in error
+
+
+def _idx(images: bool, count: int) -> bytes:
+    import gzip
+    import struct
+
+    if images:
+        body = struct.pack(">IIII", 2051, count, 28, 28) + bytes(count * 784)
+    else:
+        body = struct.pack(">II", 2049, count) + bytes(count)
+    return gzip.compress(body)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "swapped", "missing"],
+)
+def test_broken_data_files_are_refused_before_anything_is_written(
+    tmp_path, capsys, monkeypatch, damage
+):
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    data = tmp_path / "mnist"
+    data.mkdir()
+    files = {
+        "train-images-idx3-ubyte.gz": _idx(True, 20),
+        "train-labels-idx1-ubyte.gz": _idx(False, 20),
+        "t10k-images-idx3-ubyte.gz": _idx(True, 10),
+        "t10k-labels-idx1-ubyte.gz": _idx(False, 10),
+    }
+    if damage == "truncated":
+        files["train-images-idx3-ubyte.gz"] = files["train-images-idx3-ubyte.gz"][:-40]
+    elif damage == "swapped":
+        files["train-images-idx3-ubyte.gz"], files["train-labels-idx1-ubyte.gz"] = (
+            files["train-labels-idx1-ubyte.gz"],
+            files["train-images-idx3-ubyte.gz"],
+        )
+    else:
+        del files["t10k-labels-idx1-ubyte.gz"]
+    for name, content in files.items():
+        (data / name).write_bytes(content)
+    study = copy.deepcopy(BASE)
+    study["dataset"] = {"name": "mnist", "path": str(data)}
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(study))
+    error = refused(["run", str(path)], tmp_path / "runs", capsys)
+    assert error is not None and "[dataset]" in error and "idx" in error.lower()
+
+
+def test_a_sign_language_csv_with_text_cells_is_refused_before_anything_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    row = "3," + ",".join(["0"] * 783) + ",dark"
+    (tmp_path / "sign_mnist_train.csv").write_text(f"{header}\n{row}\n{row}\n")
+    study = copy.deepcopy(BASE)
+    study["dataset"] = {"name": "sign_language_mnist", "path": str(tmp_path)}
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(study))
+    error = refused(["run", str(path)], tmp_path / "runs", capsys)
+    assert error is not None and "non-numeric values in column(s) pixel784" in error

@@ -111,11 +111,12 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
             grace_period=120,
             failed_trial_callback=None,
         )
-    except ModuleNotFoundError as exc:
-        extra = DRIVER_EXTRAS.get(scheme.split("+")[0])
-        fix = f"pip install 'harness[{extra}]'" if extra else f"pip install {exc.name}"
+    except ImportError as exc:
+        fix = DRIVER_FIXES.get(scheme.split("+")[0]) or (
+            f"pip install {exc.name}" if getattr(exc, "name", None) else "install its driver"
+        )
         raise HarnessError(
-            f"--storage {_hide_password(url)}: the database driver {exc.name!r} is not "
+            f"--storage {_hide_password(url)}: the driver for {scheme}:// databases is not "
             f"installed; {fix}"
         )
     except Exception as exc:  # noqa: BLE001 - connection and driver problems are user input
@@ -127,8 +128,12 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
 
 #: Seconds a database connection may take before the storage counts as unreachable.
 CONNECT_TIMEOUT_S = 10
-#: URL scheme -> the harness extra that installs its driver.
-DRIVER_EXTRAS = {"postgresql": "postgres", "postgres": "postgres"}
+#: URL scheme -> how to install its database driver.
+DRIVER_FIXES = {
+    "postgresql": "pip install 'harness[postgres]'",
+    "postgres": "pip install 'harness[postgres]'",
+    "mysql": "pip install pymysql (and write the URL as mysql+pymysql://...)",
+}
 
 
 def _hide_password(url: str) -> str:
