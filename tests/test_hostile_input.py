@@ -364,3 +364,25 @@ def test_a_sign_language_csv_with_text_cells_is_refused_before_anything_is_writt
     path.write_text(tomli_w.dumps(study))
     error = refused(["run", str(path)], tmp_path / "runs", capsys)
     assert error is not None and "non-numeric values in column(s) pixel784" in error
+
+
+def test_a_refused_resume_never_appends_to_the_journal(tmp_path, capsys, monkeypatch):
+    from harness.backends.optuna import prepare
+    from harness.study import load_study
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    run_dir = tmp_path / "runs" / "hostile"
+    run_dir.mkdir(parents=True)
+    prepare(load_study(path, harness.plugins.load_plugins()), run_dir)
+    journal = run_dir / "optuna.journal"
+    before = journal.read_bytes()
+    changed = copy.deepcopy(BASE)
+    changed["study"]["direction"] = "minimize"
+    path.write_text(tomli_w.dumps(changed))
+    code = main(["run", str(path), "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "directions" in err and "Traceback" not in err
+    assert journal.read_bytes() == before, "a refused run appended to the journal"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["optuna.journal"]

@@ -172,15 +172,26 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
     """Create the study or load it to resume; enqueue the hand-picked trials once."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = [objective.direction for objective in spec.objectives]
+    # Load an existing study without writing: create_study(load_if_exists=True) would
+    # append a "create" record to a journal on every resume, refused or not.
+    existing = {summary.study_name for summary in storage.get_all_studies()}
     try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=spec.name,
-            sampler=make_sampler(spec),
-            pruner=make_pruner(spec),
-            directions=directions,
-            load_if_exists=True,
-        )
+        if spec.name in existing:
+            study = optuna.load_study(
+                study_name=spec.name,
+                storage=storage,
+                sampler=make_sampler(spec),
+                pruner=make_pruner(spec),
+            )
+        else:
+            study = optuna.create_study(
+                storage=storage,
+                study_name=spec.name,
+                sampler=make_sampler(spec),
+                pruner=make_pruner(spec),
+                directions=directions,
+                load_if_exists=True,
+            )
     except ValueError as exc:
         raise HarnessError(f"study {spec.name!r} in this storage does not match: {exc}")
     stored = [d.name.lower() for d in study.directions]
