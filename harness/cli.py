@@ -23,6 +23,10 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 )
 
 EXIT_USER_ERROR = 2
+NO_TEST_SPLIT = (
+    "no test split in this dataset: the figures above were measured on the data that chose "
+    "the model (give the dataset a test split for an unbiased one)"
+)
 EXIT_INTERRUPTED = 130
 
 
@@ -171,8 +175,9 @@ def _load(args):
     from harness.study import check_data, load_study
 
     plugins = load_plugins(args.plugin)
-    spec = load_study(args.study, plugins, _assignments(args))
-    check_data(spec)
+    assignments = _assignments(args)
+    spec = load_study(args.study, plugins, assignments)
+    check_data(spec, assignments)
     return plugins, spec
 
 
@@ -340,7 +345,7 @@ def _test_lines(outcome, spec) -> list[str]:
 
     tested = getattr(outcome, "tested", None)
     if not tested:
-        return []
+        return [NO_TEST_SPLIT] if _no_test_split(outcome.run_dir) else []
     lines = []
     for number, metrics in sorted(tested.items()):
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
@@ -371,6 +376,19 @@ def _hand_picked_line(complete, best, spec) -> str | None:
 
 def _number(value: float) -> str:
     return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
+
+
+def _no_test_split(run_dir) -> bool:
+    """True when the best model's card says its dataset has no test split."""
+    import json
+
+    from harness.results import BEST_CARD_FILE
+
+    try:
+        card = json.loads((run_dir / BEST_CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+    return isinstance(card, dict) and card.get("has_test_split") is False
 
 
 def cmd_validate(args) -> int:

@@ -603,12 +603,16 @@ def _check_metrics_against_tasks(
         )
 
 
-def check_data(spec: StudySpec) -> None:
+def check_data(spec: StudySpec, assignments: dict[str, Any] | None = None) -> None:
     """Run the dataset plugin's optional cheap ``check`` on the study's dataset values
-    (each searched value's first representative), before anything is written."""
+    (each searched value's first representative), before anything is written. A problem
+    with a value given by ``--set dataset.KEY=...`` blames that ``--set``."""
     check = spec.dataset.component.check
     if check is None:
         return
+    given = [f"--set {k}={json.dumps(v, default=str)}" for k, v in (assignments or {}).items()
+             if k.startswith("dataset.")]
+    where = ", ".join(given) if given else str(spec.path)
     prefix = spec.dataset.prefix + "."
     values = {
         k.removeprefix(prefix): v for k, v in spec.space.literals.items() if k.startswith(prefix)
@@ -620,12 +624,12 @@ def check_data(spec: StudySpec) -> None:
         params = spec.dataset.component.params.model_validate(values)
         check(params)
     except HarnessError as exc:
-        raise StudyFileError(f"{spec.path}: [dataset]: {exc}") from None
+        raise StudyFileError(f"{where}: [dataset]: {exc}") from None
     except ValidationError as exc:
-        raise StudyFileError(f"{spec.path}: [dataset]: {exc.errors()[0]['msg']}") from None
+        raise StudyFileError(f"{where}: [dataset]: {exc.errors()[0]['msg']}") from None
     except Exception as exc:  # noqa: BLE001 - a plugin bug is one line too
         raise StudyFileError(
-            f"{spec.path}: [dataset]: the {spec.dataset.name!r} plugin's data check failed: "
+            f"{where}: [dataset]: the {spec.dataset.name!r} plugin's data check failed: "
             f"{type(exc).__name__}: {exc}"
         ) from None
 

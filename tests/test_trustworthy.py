@@ -217,3 +217,11 @@ def test_the_dataset_check_refuses_bad_data_before_anything_is_written(tmp_path,
     code, out, err = cli("run", path, "--in-process")
     assert code == 2 and "at least 2 class folders" in err
     assert not (tmp_path / "runs").exists(), "nothing written"
+
+
+def test_a_dataset_without_a_test_split_says_its_figure_is_not_unbiased(tmp_path, cli):
+    path = study_file(tmp_path, dataset_extra="limit = 200", trials=1)
+    code, out, err = cli("run", path, "--in-process", "--no-progress")
+    assert code == 0, err
+    assert "no test split in this dataset" in out
+    assert "test split, trial" not in out

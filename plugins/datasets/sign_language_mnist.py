@@ -196,11 +196,7 @@ def load_sign_language_mnist(params: SignLanguageParams, context: LoadContext) -
     x_train = scale_images(x_train, str(train_csv))
     if params.validation == "test":
         if test_csv is None or not len(y_test):
-            raise HarnessError(
-                f"sign_language_mnist {where}: validation = 'test' but there is no test data "
-                f"(only {train_csv.name} has rows); put {TEST_CSV} next to {TRAIN_CSV}, or remove "
-                "validation = 'test' to hold out validation_split of the training rows"
-            )
+            _no_test_data(train_csv, where)
         x_val, y_val = x_test, y_test  # still the test split too: the harness says it is biased
         validation = f"{test_csv.name} (validation = 'test')"
         source = "test"
@@ -232,11 +228,22 @@ def load_sign_language_mnist(params: SignLanguageParams, context: LoadContext) -
     return from_arrays(info, x_train, y_train, x_val, y_val, x_test, y_test)
 
 
+def _no_test_data(train_csv: Path, where: str):
+    raise HarnessError(
+        f"sign_language_mnist {where}: validation = 'test' but there is no test data (only "
+        f"{train_csv.name} has rows, and a lone CSV is the training data); put {TEST_CSV} next "
+        f"to {TRAIN_CSV}, or remove validation = 'test' to hold out validation_split of the "
+        "training rows"
+    )
+
+
 def check_sign_language_mnist(params: SignLanguageParams) -> None:
     """Before a run: the CSVs are where ``path`` says, with Kaggle's columns, numeric
     cells, labels 0-24 without 9 and pixels 0-255 (each CSV is read once, up to ``limit``
     rows; a few seconds for the full dataset)."""
-    train_csv, test_csv, _ = _csv_files(params)
+    train_csv, test_csv, where = _csv_files(params)
+    if params.validation == "test" and test_csv is None:
+        _no_test_data(train_csv, where)
     read_sign_csv(train_csv, params.limit)
     if test_csv is not None:
         read_sign_csv(test_csv, params.test_limit)
