@@ -158,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    finally:
+        if "multiprocessing.resource_tracker" in sys.modules:
+            from harness.workers import stop_helper_processes
+
+            stop_helper_processes()
 
 
 def one_line(text: str) -> str:

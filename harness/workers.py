@@ -200,6 +200,21 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         raise SystemExit(EXIT_REPORTED) from None
 
 
+def stop_helper_processes() -> None:
+    """Stop multiprocessing's resource tracker (started for the workers' error queue) and
+    wait for it, so that no process this run started outlives ``harness run``; a later
+    worker starts a new one when it needs it."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    stop = getattr(tracker, "_stop", None)  # CPython 3.8+; absent elsewhere: nothing to do
+    if stop is not None:
+        try:
+            stop()
+        except (OSError, ChildProcessError):
+            pass
+
+
 def start_worker(job: WorkerJob, errors: Any) -> mp.process.BaseProcess:
     """Start one worker in a fresh (spawned) interpreter."""
     ctx = mp.get_context("spawn")
