@@ -316,8 +316,10 @@ def summary(outcome, spec) -> str:
             lines.append(baseline)
         lines.extend(_test_lines(outcome, spec))
     elif not table.empty:
-        reasons = table["fail_reason"].dropna().value_counts()
-        if not reasons.empty:
+        counted = table[table["counted"].fillna(True).astype(bool)] if "counted" in table else table
+        failed = counted[counted["state"] == "failed"]
+        reasons = failed["fail_reason"].dropna().value_counts()
+        if not reasons.empty and len(failed) == len(counted):
             lines.append(f"every trial failed; most common reason: {reasons.index[0]}")
     lines.append(f"results: {outcome.run_dir}/trials.csv  (harness show {spec.name})")
     lines.append(f"tensorboard --logdir {outcome.run_dir}/tb")

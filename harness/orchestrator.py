@@ -155,6 +155,8 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
         interrupted = True
         if options.in_process:
             backend.fail_orphans(spec, storage, {os.getpid(): INTERRUPTED_BY_USER})
+        if hasattr(backend, "requeue_interrupted"):  # its parameters run first on resume
+            backend.requeue_interrupted(spec, storage)
     finally:
         feed.close()
         table = _write_table(backend, spec, storage, run_dir)

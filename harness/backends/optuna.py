@@ -510,6 +510,7 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
 
     metric_names = [o.metric for o in spec.objectives]
     retried = retried_numbers(study)
+    requeued = set(study.user_attrs.get(REQUEUED, []))
     trials = study.get_trials(deepcopy=False)
     rerun_as = {
         t.user_attrs[RETRY_OF]: t.number
@@ -538,7 +539,12 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
                 duration_s=duration,
                 worker=attrs.get("worker"),
                 device=attrs.get("device"),
-                fail_reason=_reason(attrs, rerun_as.get(trial.number), trial.number in retried),
+                fail_reason=_reason(
+                    attrs,
+                    rerun_as.get(trial.number),
+                    trial.number in retried,
+                    trial.number in requeued,
+                ),
                 history=json.loads(attrs.get("history", "{}")),
                 retry_of=attrs.get(RETRY_OF),
                 counted=counts(trial, retried),
@@ -629,12 +635,14 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _reason(attrs: dict, rerun_as: int | None, retried: bool) -> str | None:
+def _reason(attrs: dict, rerun_as: int | None, retried: bool, requeued: bool) -> str | None:
     reason = attrs.get("fail_reason")
     if reason and rerun_as is not None:
         return f"{reason} (re-run as trial #{rerun_as})"
     if reason and retried:
         return f"{reason} (retried)"
-    if reason and attrs.get(INTERRUPTED):
+    if reason and attrs.get(INTERRUPTED) and requeued:
         return f"{reason} (not counted; re-runs exhausted: [study].max_retries)"
+    if reason and attrs.get(INTERRUPTED):
+        return f"{reason} (not counted; re-run when the study resumes)"
     return reason
