@@ -176,12 +176,14 @@ def one_line(text: str) -> str:
 def _load(args):
     """Plugins and the validated study, its data checked by the dataset plugin's ``check``
     (before anything is written)."""
+    from harness.backends import check_backend
     from harness.plugins import load_plugins
     from harness.study import check_data, load_study
 
     plugins = load_plugins(args.plugin)
     assignments = _assignments(args)
     spec = load_study(args.study, plugins, assignments)
+    check_backend(spec)
     check_data(spec, assignments)
     return plugins, spec
 

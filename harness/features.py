@@ -31,6 +31,7 @@ import numpy as np
 
 from harness.context import TrialContext
 from harness.data import Dataset, cache_key
+from harness.fit_inputs import component_params, training_pipelines
 from harness.models import BuiltModel
 from harness.study import TrainParams
 
@@ -67,8 +68,6 @@ def applies(built: BuiltModel, trial: TrialContext) -> bool:
 def feature_cache_key(built: BuiltModel, trial: TrialContext) -> str | None:
     """A short stable key for (base and weights, dataset and its parameters), or None
     when the base's weights are not shared between trials."""
-    from harness.trial import component_params
-
     base_key = built.extra.get("feature_key")
     if not base_key:
         return None
@@ -166,8 +165,6 @@ def maybe_cached_features(
     the datasets are batched, shuffled and prefetched as the runner does for images.
     """
     import tensorflow as tf
-
-    from harness.trial import training_pipelines
 
     if not applies(built, trial):
         return None

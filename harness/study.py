@@ -558,10 +558,6 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
         enqueue=enqueue,
         kerastuner=kerastuner,
     )
-    if study.backend == "kerastuner":
-        from harness.backends.kerastuner import check_spec
-
-        check_spec(spec)
     return spec
 
 

@@ -14,15 +14,18 @@ import math
 import time
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
-
 from harness.context import TrialContext, TrialResult
 from harness.data import Dataset, LoadContext, cache_key
 from harness.errors import HarnessError, TrialFailed, TrialPruned
 from harness.features import maybe_cached_features
+from harness.fit_inputs import (  # noqa: F401 - also part of the runner's API
+    component_params,
+    train_params,
+    training_pipelines,
+)
 from harness.models import BuiltModel, check_output, loss_and_metrics, make_optimizer
 from harness.plugins import HarnessPlugins
-from harness.study import ComponentSpec, TrainParams
+from harness.study import TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +47,6 @@ class NullReporter:
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         return None
-
-
-def component_params(spec: ComponentSpec, params: dict[str, Any]) -> BaseModel:
-    """Pick ``spec``'s resolved values out of the flat params and validate them."""
-    prefix = spec.prefix + "."
-    values = {k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)}
-    try:
-        return spec.component.params.model_validate(values)
-    except ValidationError as exc:
-        raise TrialFailed(f"invalid parameters for {spec.prefix} {spec.name!r}: {exc}") from exc
-
-
-def train_params(params: dict[str, Any]) -> TrainParams:
-    """The resolved ``[train]`` table."""
-    values = {k.removeprefix("train."): v for k, v in params.items() if k.startswith("train.")}
-    return TrainParams.model_validate(values)
 
 
 def load_dataset(trial: TrialContext) -> Dataset:
@@ -124,34 +111,6 @@ class _EpochGuard:
                 reporter.report(epoch, logs)
 
         return EpochGuard()
-
-
-def training_pipelines(dataset: Dataset, train: TrainParams, augment: Any, seed: int):
-    """The batched ``(train, validation)`` tf.data pipelines a trial fits on.
-
-    Training data is shuffled, batched, augmented (training only, after batching,
-    in a parallel map) and prefetched; validation data is batched and prefetched.
-    """
-    import tensorflow as tf
-
-    train_ds = dataset.train
-    if train.shuffle_buffer:
-        train_ds = train_ds.shuffle(train.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    train_ds = train_ds.batch(train.batch_size)
-    if augment is not None:
-        train_ds = train_ds.map(
-            lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    if train.steps_per_epoch:
-        train_ds = train_ds.repeat()
-    train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
-    val_ds = None
-    if dataset.validation is not None:
-        val_ds = dataset.validation.batch(train.batch_size)
-        if train.validation_steps:
-            val_ds = val_ds.take(train.validation_steps)
-        val_ds = val_ds.prefetch(tf.data.AUTOTUNE)
-    return train_ds, val_ds
 
 
 def build_model(spec, params: dict[str, Any], info, train: TrainParams) -> BuiltModel:

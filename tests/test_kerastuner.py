@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.backends import check_backend
 from harness.errors import HarnessError, StudyFileError
 from harness.study import load_study
 
@@ -261,7 +262,7 @@ def test_kerastuner_section_is_checked(write_study, plugins, change, message):
         assert load_study(write_study(text), plugins).kerastuner.tuner == "random"
         return
     with pytest.raises(StudyFileError, match=message):
-        load_study(write_study(text), plugins)
+        check_backend(load_study(write_study(text), plugins))
 
 
 @pytest.mark.parametrize(
@@ -289,7 +290,7 @@ def test_what_kerastuner_cannot_express_is_a_study_file_error(
 ):
     text = study().replace("seed = 5", 'seed = 5\nobjective = "val_accuracy"').replace(*replace)
     with pytest.raises(StudyFileError, match=message):
-        load_study(write_study(text), plugins)
+        check_backend(load_study(write_study(text), plugins))
 
 
 def test_chief_and_workers_slots_on_loopback(write_study, plugins, monkeypatch):

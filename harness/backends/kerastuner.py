@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.context import StudyContext, TrialContext
+from harness.devices import process_alive
 from harness.errors import HarnessError, StudyFileError
 from harness.space import (
     ChoiceDistribution,
@@ -464,7 +465,7 @@ def orphaned_pids(spec, url: str) -> dict[int, str]:
         record = _read_json(path)
         pid = record.get("pid")
         if record.get("state") == "running" and record.get("host") == HOST:
-            if isinstance(pid, int) and not _alive(pid):
+            if isinstance(pid, int) and not process_alive(pid):
                 dead[pid] = "interrupted: its worker process ended before the trial finished"
     return dead
 
@@ -521,7 +522,7 @@ def distributed_slots(spec, slots: list) -> list:
         ]
     if len(slots) < 2 and not spec.kerastuner.distributed:
         return slots
-    from harness.workers import WorkerSlot
+    from harness.devices import WorkerSlot
 
     ip = os.environ.get("KERASTUNER_ORACLE_IP", LOOPBACK)
     port = os.environ.get("KERASTUNER_ORACLE_PORT") or str(_free_port(ip))
@@ -539,16 +540,6 @@ def _free_port(ip: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((ip, 0))
         return sock.getsockname()[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _joining() -> bool:
@@ -608,7 +599,7 @@ class _Runner:
         if self.role == "worker" and (self.project / CHIEF_DONE_FILE).is_file():
             raise _StopSearch("the chief has finished")
         if self.memory_limit_mb is not None:
-            from harness.workers import resident_memory_mb
+            from harness.devices import resident_memory_mb
 
             if resident_memory_mb() > self.memory_limit_mb:
                 raise _StopSearch("memory")

@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from harness.context import StudyContext, TrialContext
+from harness.devices import process_alive
 from harness.errors import HarnessError, TrialPruned
 from harness.study import StudySpec
 
@@ -422,8 +423,8 @@ def run_worker(
     trial goes through :func:`harness.trial.run_trial`; a failing trial is recorded
     with its reason and the loop goes on.
     """
+    from harness.devices import resident_memory_mb
     from harness.trial import StudyAborted, release_trial_memory, run_trial
-    from harness.workers import resident_memory_mb
 
     spec = context.spec
     study = open_study(spec, make_storage(storage_url_))
@@ -615,24 +616,9 @@ def orphaned_pids(spec: StudySpec, url: str) -> dict[int, str]:
     dead: dict[int, str] = {}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         pid, host = trial.user_attrs.get("pid"), trial.user_attrs.get("host")
-        if host == HOST and isinstance(pid, int) and not _alive(pid):
+        if host == HOST and isinstance(pid, int) and not process_alive(pid):
             dead[pid] = "interrupted: its worker process ended before the trial finished"
     return dead
-
-
-def _alive(pid: int) -> bool:
-    """True if ``pid`` runs; a zombie (dead, not yet reaped by its parent) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 def _reason(attrs: dict, rerun_as: int | None, retried: bool, requeued: bool) -> str | None:
