@@ -107,3 +107,26 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present on this machine")
     return path
+
+
+def write_mnist_idx(folder: Path, n_train: int = 60, n_test: int = 20) -> Path:
+    """The four gzipped IDX files of an MNIST-layout folder: random 28x28 digits whose
+    labels are 0..9 in turn (real format, fake pixels)."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        header = struct.pack(">IIII", 2051, count, 28, 28)
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(header + images.tobytes())
+        )
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">II", 2049, count) + labels.tobytes())
+        )
+    return folder

@@ -225,3 +225,35 @@ def test_a_dataset_without_a_test_split_says_its_figure_is_not_unbiased(tmp_path
     assert code == 0, err
     assert "no test split in this dataset" in out
     assert "test split, trial" not in out
+
+
+def test_selecting_on_the_test_split_must_be_asked_for_and_is_flagged(tmp_path, cli):
+    from conftest import write_mnist_idx
+
+    data = write_mnist_idx(tmp_path / "mnist")
+    extra = f'path = "{data}"'
+    code, out, err = cli(
+        "run", study_file(tmp_path, dataset="mnist", dataset_extra=extra, trials=1),
+        "--in-process", "--no-progress",
+    )
+    assert code == 0, err
+    card = json.loads((tmp_path / "runs" / "trust" / "best_model.json").read_text())
+    assert card["dataset"]["preprocessing"]["validation_source"] == "train"
+    assert "warning" not in out and "test split, trial #0" in out
+
+    extra += '\nvalidation = "test"'
+    code, out, err = cli(
+        "run", study_file(tmp_path, name="biased", dataset="mnist", dataset_extra=extra, trials=1),
+        "--in-process", "--no-progress",
+    )
+    assert code == 0, err
+    card = json.loads((tmp_path / "runs" / "biased" / "best_model.json").read_text())
+    assert card["dataset"]["preprocessing"]["validation_source"] == "test"
+    assert "warning: validation = 'test'" in out and "not an unbiased estimate" in out
+
+
+def test_show_watch_returns_once_the_study_has_ended(tmp_path, cli):
+    code, _, err = cli("run", study_file(tmp_path, trials=1), "--in-process", "--no-progress")
+    assert code == 0, err
+    code, out, _ = cli("show", "trust", "--watch")
+    assert code == 0 and out.startswith("study trust: 1 of 1 trials finished")
