@@ -422,6 +422,8 @@ def cmd_show(args) -> int:
     from harness.results import resolve_run_dir
     from harness.show import study_ended, study_table
 
+    if args.top is not None and args.top < 1:
+        raise HarnessError(f"--top must be at least 1, got {args.top}")
     run_dir = resolve_run_dir(args.target, args.runs_dir)
     if not args.watch:
         print(_show_text(run_dir, study_table(run_dir), args))

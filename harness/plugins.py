@@ -200,6 +200,15 @@ def load_plugins(extra: Iterable[str] = ()) -> HarnessPlugins:
 
     for spec in extra:
         module = _import_extra(spec)
+        if not any(
+            getattr(getattr(module, name, None), f"{hookspecs.PROJECT}_impl", None)
+            for name in dir(module)
+            if name.startswith("harness_")
+        ):
+            raise PluginError(
+                f"--plugin {spec}: defines no harness hook (functions named harness_* and "
+                "marked @harness.hookimpl); check the module name"
+            )
         _register(plugins, module, module.__name__, f"--plugin {spec}", third_party=False)
     return plugins
 

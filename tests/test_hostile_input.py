@@ -386,3 +386,15 @@ def test_a_refused_resume_never_appends_to_the_journal(tmp_path, capsys, monkeyp
     assert code == 2 and "directions" in err and "Traceback" not in err
     assert journal.read_bytes() == before, "a refused run appended to the journal"
     assert sorted(p.name for p in run_dir.iterdir()) == ["optuna.journal"]
+
+
+def test_a_plugin_without_hooks_and_a_negative_top_are_refused(tmp_path, capsys, no_training):
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    error = refused(["run", str(path), "--plugin", "json"], tmp_path / "r", capsys)
+    assert error is not None and "--plugin json: defines no harness hook" in error
+    run_dir = tmp_path / "r2" / "x"
+    run_dir.mkdir(parents=True)
+    (run_dir / "trials.csv").write_text("number,state\n0,complete\n")
+    assert main(["show", "x", "--top", "-1", "--runs-dir", str(tmp_path / "r2")]) == 2
+    assert "--top must be at least 1" in capsys.readouterr().err
