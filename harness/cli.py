@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "project directory (default: RUNS_DIR/STUDY/kerastuner/STUDY)",
     )
     run.add_argument(
-        "--backend", choices=("optuna", "kerastuner"), help="override [study].backend"
+        "--backend", help="override [study].backend: optuna, kerastuner or an installed one"
     )
     run.add_argument(
         "--recycle-after", type=int, help="restart a worker after N trials (0: never)"

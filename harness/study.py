@@ -73,7 +73,9 @@ class StudySection(_Strict):
 
     name: str
     description: str = ""
-    backend: Literal["optuna", "kerastuner"] = "optuna"
+    backend: str = Field(
+        "optuna", description="optuna, kerastuner, or an installed harness.backends entry point"
+    )
     trials: int = Field(20, ge=1, le=100_000)
     timeout: float | None = Field(None, gt=0)
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
@@ -101,6 +103,18 @@ class StudySection(_Strict):
     max_worker_memory_mb: float | None = Field(
         None, gt=0, description="restart a worker process once its memory exceeds this"
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from harness.backends.base import backend_names  # entry points, read when needed
+
+        names = backend_names()
+        if value not in names:
+            close = [n for n in names if n.startswith(value[:2])]
+            hint = f" Did you mean {close[0]!r}?" if close and value else ""
+            raise ValueError(f"unknown backend {value!r}.{hint} Installed: {', '.join(names)}")
+        return value
 
     @field_validator("name")
     @classmethod

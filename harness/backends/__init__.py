@@ -1,10 +1,7 @@
 """Search backends. A backend proposes parameters, prunes, persists and resumes; every
-trial it proposes runs through :func:`harness.trial.run_trial`.
-
-A backend module provides ``prepare``, ``run_worker``, ``progress``, ``records``,
-``fail_orphans`` and ``orphaned_pids``; optionally ``distributed_slots`` (rewrite the
-worker slots, e.g. KerasTuner's chief + workers) and ``search_over`` (the search ended
-before the budget, e.g. a finished grid).
+trial it proposes runs through :func:`harness.trial.run_trial`. Its contract is
+:class:`harness.backends.base.SearchBackend`; built-ins and entry-point backends are
+found by :func:`harness.backends.base.load_backend`.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ def check_backend(spec: StudySpec) -> StudySpec:
 
 
 def get_backend(spec: StudySpec) -> ModuleType:
-    """The backend module named by ``[study].backend``."""
-    import importlib
+    """The backend module named by ``[study].backend`` (see :mod:`harness.backends.base`)."""
+    from harness.backends.base import load_backend
 
-    return importlib.import_module(f"harness.backends.{spec.study.backend}")
+    return load_backend(spec.study.backend)

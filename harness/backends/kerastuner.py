@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import better
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive
 from harness.errors import HarnessError, StudyFileError
@@ -703,11 +704,7 @@ def _is_best(project: Path, spec, value: float, number: int) -> bool:
         and r["number"] != number
         and r.get("values", {}).get(metric) is not None
     ]
-    if not values:
-        return True
-    if spec.objectives[0].direction == "maximize":
-        return value > max(values)
-    return value < min(values)
+    return better(value, values, spec.objectives[0].direction)
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from harness.backends.base import better
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive
 from harness.errors import HarnessError, TrialPruned
@@ -355,9 +356,7 @@ def _is_best(study: optuna.Study, spec: StudySpec, value: float) -> bool:
     if not completed:
         return True
     values = [t.values[0] for t in completed if t.values]
-    if spec.objectives[0].direction == "maximize":
-        return value > max(values)
-    return value < min(values)
+    return better(value, values, spec.objectives[0].direction)
 
 
 def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
