@@ -22,7 +22,7 @@ from harness.errors import HarnessError
 from harness.results import (
     BEST_CARD_FILE,
     BEST_MODEL_FILE,
-    read_meta,
+    TEST_FILE,
     read_test_results,
     trial_model_path,
     write_test_results,
@@ -209,15 +209,10 @@ def evaluate_in_process_or_child(
 
 def test_note(run_dir: Path) -> str | None:
     """What ``test.json`` says about its figures (None when nothing was measured)."""
-    path = run_dir / "test.json"
+    path = run_dir / TEST_FILE
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("note")
     except ValueError:
         return None
-
-
-def study_objectives(run_dir: Path) -> list[dict[str, str]]:
-    """The objectives ``study.json`` records."""
-    return read_meta(run_dir).get("objectives", [])
