@@ -5,6 +5,10 @@ here, once, for the best trial (the top K with ``--top``, every Pareto-optimal
 trial of a multi-objective study). The figures land in ``test.json``, and from
 there in ``trials.csv`` (``test_<metric>`` columns), ``best.json``, the model
 cards, ``harness show``, the HTML report and TensorBoard (``final/test_*``).
+
+The worker that runs a study's last trial measures it (:func:`evaluate_when_done`,
+TensorFlow already loaded); the orchestrator measures in a fresh process only what
+is still missing, and a trial measured once is not measured again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import os
 from pathlib import Path
 from typing import Any
 
@@ -188,12 +193,15 @@ def evaluate_in_process_or_child(
     spec: Any, plugins: Any, options: Any, run_dir: Path, numbers: list[int], env: dict
 ) -> dict[int, dict[str, float]]:
     """Run :func:`evaluate_trials` here (``--in-process``) or in a fresh process pinned like
-    the first worker; returns what ``test.json`` then holds for ``numbers``. Trials
-    without a saved model or whose dataset has no test split are skipped."""
-    numbers = testable(run_dir, numbers)
+    the first worker, for those of ``numbers`` not measured yet; returns what
+    ``test.json`` then holds for ``numbers``. Trials without a saved model or whose
+    dataset has no test split are skipped."""
+    wanted = testable(run_dir, numbers)
+    measured = read_test_results(run_dir)  # a worker may have measured them already
+    numbers = [n for n in wanted if n not in measured]  # once: not again on resume
     if not numbers:
-        return {}
-    if options.in_process:
+        pass
+    elif options.in_process:
         evaluate_trials(spec, plugins, run_dir, numbers)
     else:
         process = mp.get_context("spawn").Process(
@@ -204,7 +212,37 @@ def evaluate_in_process_or_child(
         process.start()
         process.join()
     tests = read_test_results(run_dir)
-    return {n: tests[n] for n in numbers if n in tests}
+    return {n: tests[n] for n in wanted if n in tests}
+
+
+def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, budget: int):
+    """In a worker that has just run the study's last trial (TensorFlow already loaded):
+    measure the chosen trial(s) here, which spares the orchestrator a fresh process.
+    Nothing happens while a trial still runs, before the budget is met, or when another
+    worker is already measuring (``.evaluating``, created atomically)."""
+    from harness.results import build_table
+
+    if any(r.state in ("running", "waiting") for r in records):
+        return
+    counted = [r for r in records if r.state in ("complete", "pruned", "failed") and r.counted]
+    if len(counted) < budget:
+        return
+    objectives = [o.model_dump() for o in spec.objectives]
+    chosen = testable(run_dir, chosen_trials(build_table(records, objectives), objectives))
+    measured = read_test_results(run_dir)
+    numbers = [n for n in chosen if n not in measured]
+    if not numbers:
+        return
+    lock = run_dir / ".evaluating"
+    try:
+        handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    try:
+        evaluate_trials(spec, plugins, run_dir, numbers)
+    finally:
+        os.close(handle)
+        lock.unlink(missing_ok=True)
 
 
 def test_note(run_dir: Path) -> str | None:

@@ -96,6 +96,10 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         recycled = job.max_trials is not None and ran >= job.max_trials
         if recycled or (job.memory_limit_mb and resident_memory_mb() > job.memory_limit_mb):
             raise SystemExit(EXIT_RECYCLE)
+        from harness.evaluate import evaluate_when_done
+
+        backend = get_backend(spec)
+        evaluate_when_done(spec, plugins, run_dir, backend.records(spec, job.storage), job.budget)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - reported to the orchestrator as one message

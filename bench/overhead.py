@@ -1,0 +1,169 @@
+"""Start-up overhead: a one-trial ``harness run`` against a bare Keras script, same work.
+
+Both sides train the same CNN (Conv2D(32, 3) -> MaxPool -> Flatten -> Dense(128) ->
+Dense(10, softmax), adam, batch 32) for the same epochs on the same MNIST images
+(the first ``--limit`` training images of ``../shared/data/mnist``, 10% held out
+for validation, the 10,000 test images measured once at the end), each as a
+fresh process, in interleaved pairs. Printed: the wall time of each command, the
+fit time each reports, the median ratio harness / bare for both, and the
+validation accuracy each reached. Not a test: figures depend on the machine.
+
+    .venv/bin/python bench/overhead.py            # --pairs 3 --limit 10000 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "mnist"
+
+STUDY = """
+[study]
+name = "overhead"
+trials = 1
+seed = 0
+
+[optuna]
+sampler = "random"
+pruner = "none"
+
+[dataset]
+name = "mnist"
+path = "{data}"
+limit = {limit}
+validation_split = 0.1
+
+[model]
+name = "cnn"
+conv_layers = 1
+filters = 32
+units = 128
+
+[train]
+epochs = {epochs}
+batch_size = 32
+"""
+
+BARE = """
+import gzip, json, sys, time
+import numpy as np
+
+def idx(path, offset):
+    with gzip.open(path, "rb") as handle:
+        return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
+
+data, limit, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+x = idx(f"{data}/train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)[:limit] / 255.0
+y = idx(f"{data}/train-labels-idx1-ubyte.gz", 8)[:limit]
+x_test = idx(f"{data}/t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1) / 255.0
+y_test = idx(f"{data}/t10k-labels-idx1-ubyte.gz", 8)
+order = np.random.default_rng(0).permutation(len(x))
+cut = len(x) - len(x) // 10
+train, val = order[:cut], order[cut:]
+import keras
+keras.utils.set_random_seed(0)
+model = keras.Sequential([
+    keras.Input((28, 28, 1)),
+    keras.layers.Conv2D(32, 3, activation="relu"),
+    keras.layers.MaxPooling2D(2),
+    keras.layers.Flatten(),
+    keras.layers.Dense(128, activation="relu"),
+    keras.layers.Dense(10, activation="softmax"),
+])
+model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+started = time.perf_counter()
+history = model.fit(x[train].astype("float32"), y[train], batch_size=32, epochs=epochs,
+                    validation_data=(x[val].astype("float32"), y[val]), verbose=0)
+fit = time.perf_counter() - started
+test = model.evaluate(x_test.astype("float32"), y_test, verbose=0, return_dict=True)
+print(json.dumps({"fit": fit, "val_accuracy": history.history["val_accuracy"][-1],
+                  "test_accuracy": test["accuracy"], "params": model.count_params()}))
+"""
+
+
+def run_harness(folder: Path, args) -> dict:
+    """One ``harness run`` of the one-trial study; its wall time and reported figures."""
+    study = folder / "study.toml"
+    study.write_text(textwrap.dedent(STUDY.format(data=DATA, limit=args.limit, epochs=args.epochs)))
+    runs = folder / f"runs-{time.time_ns()}"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", str(study), "--runs-dir", str(runs),
+         "--no-progress"],
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"harness run failed:\n{done.stderr[-2000:]}")
+    import csv
+
+    with open(runs / "overhead" / "trials.csv", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    return {
+        "wall": wall,
+        "fit": float(row["train_seconds"]),
+        "val_accuracy": float(row["val_accuracy"]),
+        "test_accuracy": float(row.get("test_accuracy") or "nan"),
+        "params": float(row["params"]),
+    }
+
+
+def run_bare(args) -> dict:
+    """The same training as a plain Keras script in a fresh process."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", BARE, str(DATA), str(args.limit), str(args.epochs)],
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"bare script failed:\n{done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"wall": wall, **figures}
+
+
+def main() -> None:
+    """Run ``--pairs`` interleaved pairs and print the figures and median ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        raise SystemExit(f"{DATA} is missing: the benchmark needs the MNIST IDX files there")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in range(args.pairs):
+            first, second = (run_harness, run_bare) if pair % 2 == 0 else (run_bare, run_harness)
+            results = {}
+            for side in (first, second):
+                name = "harness" if side is run_harness else "bare"
+                results[name] = side(Path(tmp), args) if side is run_harness else side(args)
+            rows.append(results)
+            h, b = results["harness"], results["bare"]
+            print(
+                f"pair {pair + 1}: harness {h['wall']:.1f} s (fit {h['fit']:.1f} s, val "
+                f"{h['val_accuracy']:.4f}, test {h['test_accuracy']:.4f}) | bare "
+                f"{b['wall']:.1f} s (fit {b['fit']:.1f} s, val {b['val_accuracy']:.4f}, test "
+                f"{b['test_accuracy']:.4f})",
+                flush=True,
+            )
+    wall = statistics.median(r["harness"]["wall"] / r["bare"]["wall"] for r in rows)
+    fit = statistics.median(r["harness"]["fit"] / r["bare"]["fit"] for r in rows)
+    params = {r["harness"]["params"] for r in rows} | {r["bare"]["params"] for r in rows}
+    print(f"parameters: {sorted(params)} (the same model on both sides when one value)")
+    print(f"whole command, harness / bare (median of {len(rows)} pairs): {wall:.2f}x")
+    print(f"fit time, harness / bare (median): {fit:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
