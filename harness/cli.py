@@ -471,7 +471,7 @@ def cmd_evaluate(args) -> int:
     from harness.results import read_meta, resolve_run_dir, write_results
     from harness.show import study_table
     from harness.study import load_study
-    from harness.workers import configure_tensorflow
+    from harness.devices import configure_tensorflow
 
     if args.top < 1:
         raise HarnessError(f"--top must be at least 1, got {args.top}")

@@ -159,7 +159,7 @@ def _evaluate_child(study_path: str, options: Any, run_dir: str, numbers: list[i
     from harness.plugins import load_plugins
     from harness.quiet import start_tensorflow
     from harness.study import load_study
-    from harness.workers import configure_tensorflow
+    from harness.devices import configure_tensorflow
 
     configure_logging()
     log_to_file(Path(run_dir))

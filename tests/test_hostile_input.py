@@ -274,7 +274,12 @@ def test_damaged_result_files_are_one_line(tmp_path, capsys, name, content):
     (run_dir / "study.json").write_text(json.dumps({"name": "x", "objectives": objectives}))
     (run_dir / "trials.csv").write_text("number,state,val_accuracy\n0,complete,0.5\n")
     (run_dir / name).write_text(content)
-    for command in (["show", "x"], ["report", "x"], ["export", "x", "--format", "csv"]):
+    exported = str(tmp_path / "out.csv")
+    for command in (
+        ["show", "x"],
+        ["report", "x"],
+        ["export", "x", "--format", "csv", "--output", exported],
+    ):
         code = main([*command, "--runs-dir", str(tmp_path / "runs")])
         err = capsys.readouterr().err
         if name == "histories.json" and command[0] != "report":
