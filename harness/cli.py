@@ -465,13 +465,13 @@ def _show_text(run_dir, table, args) -> str:
 
 def cmd_evaluate(args) -> int:
     """``harness evaluate STUDY [--top K]``: the best trial(s) measured on the test split."""
+    from harness.devices import configure_tensorflow
     from harness.evaluate import chosen_trials, evaluate_trials
     from harness.plugins import load_plugins
     from harness.quiet import start_tensorflow
     from harness.results import read_meta, resolve_run_dir, write_results
     from harness.show import study_table
     from harness.study import load_study
-    from harness.devices import configure_tensorflow
 
     if args.top < 1:
         raise HarnessError(f"--top must be at least 1, got {args.top}")

@@ -154,12 +154,12 @@ def _evaluate_child(study_path: str, options: Any, run_dir: str, numbers: list[i
     import os
 
     os.environ.update(env)
+    from harness.devices import configure_tensorflow
     from harness.logs import configure_logging, log_to_file
     from harness.options import apply_options
     from harness.plugins import load_plugins
     from harness.quiet import start_tensorflow
     from harness.study import load_study
-    from harness.devices import configure_tensorflow
 
     configure_logging()
     log_to_file(Path(run_dir))
