@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.logs import configure_logging
+from harness.results import FINISHED_STATES, counted_mask, finished_counted
 
 #: Modules adding more subcommands. Each defines ``add_parser(subparsers, add_common)``
 #: which adds its parser and sets ``handler`` with ``set_defaults``; a module must not
@@ -318,7 +319,7 @@ def summary(outcome, spec) -> str:
             lines.append(baseline)
         lines.extend(_test_lines(outcome, spec))
     elif not table.empty:
-        counted = table[table["counted"].fillna(True).astype(bool)] if "counted" in table else table
+        counted = table[counted_mask(table)]
         failed = counted[counted["state"] == "failed"]
         reasons = failed["fail_reason"].dropna().value_counts()
         if not reasons.empty and len(failed) == len(counted):
@@ -332,16 +333,13 @@ def _counts(table, budget: int) -> str:
     """``8 of 8 trials finished (5 complete, 2 pruned, 1 failed); 1 interrupted, re-run``."""
     if table.empty:
         return "no trials"
-    counted = table["counted"].fillna(True).astype(bool) if "counted" in table else None
-    finished_states = table["state"].isin(["complete", "pruned", "failed"])
-    mine = table[finished_states & counted] if counted is not None else table[finished_states]
+    mine = table[finished_counted(table)]
     states = mine["state"].value_counts().to_dict()
-    parts = [f"{states[s]} {s}" for s in ("complete", "pruned", "failed") if s in states]
+    parts = [f"{states[s]} {s}" for s in FINISHED_STATES if s in states]
     text = f"{len(mine)} of {budget} trials finished ({', '.join(parts) or 'none'})"
-    if counted is not None:
-        skipped = int((finished_states & ~counted).sum())
-        if skipped:
-            text += f"; {skipped} interrupted or replaced, not counted"
+    skipped = int((table["state"].isin(FINISHED_STATES) & ~counted_mask(table)).sum())
+    if skipped:
+        text += f"; {skipped} interrupted or replaced, not counted"
     running = int((table["state"] == "running").sum())
     if running:
         text += f"; {running} still running"
@@ -357,8 +355,7 @@ def _test_lines(outcome, spec) -> list[str]:
         return [NO_TEST_SPLIT] if _no_test_split(outcome.run_dir) else []
     lines = []
     for number, metrics in sorted(tested.items()):
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
-        lines.append(f"test split, trial #{number}: {shown}")
+        lines.append(f"test split, trial #{number}: {_figures(metrics)}")
     note = test_note(outcome.run_dir) or ""
     if "optimistic" in note:
         lines.append(f"warning: {note}")
@@ -385,6 +382,11 @@ def _hand_picked_line(complete, best, spec) -> str | None:
 
 def _number(value: float) -> str:
     return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
+
+
+def _figures(metrics: dict[str, float]) -> str:
+    """``test_accuracy=0.9916, test_loss=0.0397``."""
+    return ", ".join(f"{name}={value:.4f}" for name, value in sorted(metrics.items()))
 
 
 def _no_test_split(run_dir) -> bool:
@@ -496,8 +498,7 @@ def cmd_evaluate(args) -> int:
         print("nothing was evaluated (see the warnings above)")
         return 1
     for number, metrics in sorted(tested.items()):
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
-        print(f"trial #{number}: {shown}")
+        print(f"trial #{number}: {_figures(metrics)}")
     return 0
 
 

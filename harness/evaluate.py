@@ -27,6 +27,7 @@ from harness.errors import HarnessError
 from harness.results import (
     BEST_CARD_FILE,
     BEST_MODEL_FILE,
+    FINISHED_STATES,
     TEST_FILE,
     read_test_results,
     trial_model_path,
@@ -189,6 +190,12 @@ def testable(run_dir: Path, numbers: list[int]) -> list[int]:
     return keep
 
 
+def still_to_measure(run_dir: Path, numbers: list[int]) -> list[int]:
+    """Those of ``numbers`` not in ``test.json`` yet: each trial is measured once."""
+    measured = read_test_results(run_dir)
+    return [n for n in numbers if n not in measured]
+
+
 def evaluate_in_process_or_child(
     spec: Any, plugins: Any, options: Any, run_dir: Path, numbers: list[int], env: dict
 ) -> dict[int, dict[str, float]]:
@@ -197,13 +204,10 @@ def evaluate_in_process_or_child(
     ``test.json`` then holds for ``numbers``. Trials without a saved model or whose
     dataset has no test split are skipped."""
     wanted = testable(run_dir, numbers)
-    measured = read_test_results(run_dir)  # a worker may have measured them already
-    numbers = [n for n in wanted if n not in measured]  # once: not again on resume
-    if not numbers:
-        pass
-    elif options.in_process:
+    numbers = still_to_measure(run_dir, wanted)  # a worker may have measured them already
+    if numbers and options.in_process:
         evaluate_trials(spec, plugins, run_dir, numbers)
-    else:
+    elif numbers:
         process = mp.get_context("spawn").Process(
             target=_evaluate_child,
             args=(str(spec.path), options, str(run_dir), numbers, env),
@@ -224,13 +228,12 @@ def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, bu
 
     if any(r.state in ("running", "waiting") for r in records):
         return
-    counted = [r for r in records if r.state in ("complete", "pruned", "failed") and r.counted]
+    counted = [r for r in records if r.state in FINISHED_STATES and r.counted]
     if len(counted) < budget:
         return
     objectives = [o.model_dump() for o in spec.objectives]
     chosen = testable(run_dir, chosen_trials(build_table(records, objectives), objectives))
-    measured = read_test_results(run_dir)
-    numbers = [n for n in chosen if n not in measured]
+    numbers = still_to_measure(run_dir, chosen)
     if not numbers:
         return
     lock = run_dir / ".evaluating"

@@ -27,13 +27,12 @@ from harness.evaluate import chosen_trials, evaluate_in_process_or_child
 from harness.logs import log_to_file
 from harness.options import RunOptions, apply_options
 from harness.plugins import HarnessPlugins
-from harness.progress import FINISHED_STATES, TrialFeed
+from harness.progress import TrialFeed
 from harness.results import (
+    FINISHED_STATES,
     build_table,
     make_folder,
-    read_test_results,
     stored_storage,
-    with_test_columns,
     write_meta,
     write_results,
 )
@@ -190,9 +189,7 @@ def _new_run_dir_removed_on_error(run_dir: Path):
 def _write_table(backend, spec: StudySpec, storage: str, run_dir: Path):
     objectives = [o.model_dump() for o in spec.objectives]
     table = build_table(backend.records(spec, storage), objectives)
-    write_results(run_dir, table, objectives)
-    tests = read_test_results(run_dir)
-    return with_test_columns(table, tests) if tests and not table.empty else table
+    return write_results(run_dir, table, objectives)
 
 
 def _evaluation_env(options: RunOptions) -> dict[str, str]:

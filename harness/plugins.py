@@ -107,21 +107,22 @@ class HarnessPlugins:
 
     def test_evaluated(self, study: Any, trial_number: int, metrics: dict[str, float]) -> None:
         """Fire ``harness_test_evaluated``; a tracker's failure never changes the results."""
-        for impl in self.pm.hook.harness_test_evaluated.get_hookimpls():
-            try:
-                impl.function(study=study, trial_number=trial_number, metrics=metrics)
-            except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
-                log.warning(
-                    "plugin %r failed in harness_test_evaluated: %s", impl.plugin_name, exc
-                )
+        self._call_each(
+            "harness_test_evaluated", study=study, trial_number=trial_number, metrics=metrics
+        )
 
     def trial_end(self, trial: Any, result: Any) -> None:
         """Fire ``harness_trial_end``; a tracker's failure never changes the trial's outcome."""
-        for impl in reversed(self.pm.hook.harness_trial_end.get_hookimpls()):
+        self._call_each("harness_trial_end", trial=trial, result=result)
+
+    def _call_each(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of ``hook`` in pluggy's order (last registered first),
+        logging and skipping one that raises, so that the others still run."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             try:
-                impl.function(trial=trial, result=result)
+                impl.function(**kwargs)
             except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
-                log.warning("plugin %r failed in harness_trial_end: %s", impl.plugin_name, exc)
+                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook, exc)
 
 
 def _env_list(name: str) -> set[str] | None:

@@ -16,9 +16,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from harness.results import build_table, write_results
-
-FINISHED_STATES = ("complete", "pruned", "failed")
+from harness.results import FINISHED_STATES, build_table, write_results
 
 
 def _value(value: Any) -> str:

@@ -87,6 +87,23 @@ class _Histories(dict):
         return self
 
 
+#: The states of a trial that has ended; only counted ones take a slot of the budget.
+FINISHED_STATES = ("complete", "pruned", "failed")
+
+
+def counted_mask(table: pd.DataFrame) -> pd.Series:
+    """Rows that take a slot of the budget (not interrupted, not replaced); every row of a
+    table written before the ``counted`` column existed."""
+    if "counted" not in table:
+        return pd.Series(True, index=table.index)
+    return table["counted"].fillna(True).astype(bool)
+
+
+def finished_counted(table: pd.DataFrame) -> pd.Series:
+    """Rows of trials that have ended and count toward the budget."""
+    return table["state"].isin(FINISHED_STATES) & counted_mask(table)
+
+
 def sort_best_first(table: pd.DataFrame, objectives: list[dict[str, str]]) -> pd.DataFrame:
     """Completed trials first, ordered by the first objective's direction; then the rest."""
     if table.empty or not objectives:
@@ -105,17 +122,16 @@ def write_results(
     table: pd.DataFrame,
     objectives: list[dict[str, str]],
     histories: dict[int, dict[str, list[float]]] | None = None,
-) -> None:
+) -> pd.DataFrame:
     """Write ``trials.csv``, ``histories.json`` and ``best.json`` atomically (a crash never
-    leaves half a file).
+    leaves half a file); returns the table as written (with the ``test_*`` columns).
 
     ``histories`` (trial number -> per-epoch Keras logs) defaults to the ones
     :func:`build_table` attached to the table; without either, ``histories.json``
     is left as it is.
     """
     tests = read_test_results(run_dir)
-    if tests and not table.empty:
-        table = with_test_columns(table, tests)
+    table = with_test_columns(table, tests)
     _atomic_write(run_dir / TABLE_FILE, table.to_csv(index=False))
     if histories is None:
         histories = table.attrs.get("histories")
@@ -124,7 +140,7 @@ def write_results(
         _atomic_write(run_dir / HISTORIES_FILE, json.dumps(payload) + "\n")
     complete = table[table["state"] == "complete"] if not table.empty else table
     if complete.empty:
-        return
+        return table
     best = complete.iloc[0]
     metric_names = [o["metric"] for o in objectives]
     params = {
@@ -141,11 +157,14 @@ def write_results(
     if test:
         payload["test"] = test
     _atomic_write(run_dir / BEST_FILE, json.dumps(payload, indent=2) + "\n")
+    return table
 
 
 def with_test_columns(table: pd.DataFrame, tests: dict[int, dict[str, float]]) -> pd.DataFrame:
     """``table`` with a ``test_<metric>`` column per measured figure (blank for the trials
-    that were not evaluated on the test split)."""
+    that were not evaluated on the test split); ``table`` itself when there is none."""
+    if not tests or table.empty:
+        return table
     table = table.copy()
     names = sorted({name for metrics in tests.values() for name in metrics})
     numbers = table["number"].astype(int)

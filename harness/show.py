@@ -17,6 +17,7 @@ import pandas as pd
 from harness.errors import HarnessError
 from harness.results import (
     build_table,
+    finished_counted,
     read_meta,
     read_table,
     read_test_results,
@@ -51,8 +52,7 @@ def study_table(run_dir: Path) -> pd.DataFrame:
     if records is None:
         return read_table(run_dir)
     table = build_table(records, meta.get("objectives", []))
-    tests = read_test_results(run_dir)
-    return with_test_columns(table, tests) if tests and not table.empty else table
+    return with_test_columns(table, read_test_results(run_dir))
 
 
 def study_ended(run_dir: Path, table: pd.DataFrame) -> bool:
@@ -62,7 +62,4 @@ def study_ended(run_dir: Path, table: pd.DataFrame) -> bool:
     if (table["state"].isin(["running", "waiting"])).any():
         return False
     budget = int(read_meta(run_dir).get("trials") or 0)
-    finished = table["state"].isin(["complete", "pruned", "failed"])
-    if "counted" in table:
-        finished &= table["counted"].fillna(True).astype(bool)
-    return int(finished.sum()) >= budget
+    return int(finished_counted(table).sum()) >= budget
