@@ -5,7 +5,7 @@ at 150x150 for 3 epochs, both ways, in one run:
 
 * harness: ``image_folder`` (decoded once into uint8 .npy files, then in-memory
   tf.data scaled in a parallel map), batched, shuffled and prefetched exactly
-  as the trial runner does (``harness.trial.training_pipelines``, batch 32). "cold" is the
+  as the trial runner does (``harness.fit_inputs.training_pipelines``, batch 32). "cold" is the
   first trial of a study (includes decoding into the cache); "warm" is every
   later trial or worker process (loads the decoded arrays from the cache).
 * course: ``tf_keras``' ``ImageDataGenerator(rescale=1/255).flow_from_directory``,
@@ -58,8 +58,8 @@ def harness_pass(data: Path, cache: Path, size: int, batch: int, epochs: int) ->
     from harness_plugins.datasets.image_folder import ImageFolderParams, load_image_folder
 
     from harness.data import LoadContext
+    from harness.fit_inputs import training_pipelines
     from harness.study import TrainParams
-    from harness.trial import training_pipelines
 
     started = time.perf_counter()
     dataset = load_image_folder(

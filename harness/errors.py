@@ -21,3 +21,19 @@ class TrialFailed(Exception):
 
 class TrialPruned(Exception):
     """Raised by a backend's reporter to stop an unpromising trial early."""
+
+
+class StudyAborted(HarnessError):
+    """A trial hit a problem no other trial can avoid (missing data, broken plugin config)."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for a trial's failure reason: the exception's type and first line, with the
+    fix for running out of memory."""
+    name = type(exc).__name__
+    if name == "ResourceExhaustedError":
+        return "out of memory (ResourceExhausted): lower batch_size, image_size or model size"
+    if isinstance(exc, TrialFailed):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{name}: {text[0] if text else ''}"[:500]

@@ -92,7 +92,8 @@ def evaluate_trials(spec: Any, plugins: Any, run_dir: Path, numbers: list[int]) 
     cards, fire ``harness_test_evaluated``. Returns trial number -> test metrics."""
     import keras
 
-    from harness.trial import load_dataset, train_params
+    from harness.fit_inputs import train_params
+    from harness.pipeline import load_dataset
 
     study = StudyContext(spec, run_dir)
     results: dict[int, dict[str, float]] = {}

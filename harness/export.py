@@ -26,7 +26,6 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -292,20 +291,10 @@ def _versions() -> dict[str, str | None]:
 
 def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) -> dict[str, Any]:
     """Train the best trial's parameters on train + validation; save to ``target``."""
-    import keras
-
     from harness.context import StudyContext, TrialContext
+    from harness.pipeline import TrialPipeline
     from harness.plugins import load_plugins
     from harness.study import load_study
-    from harness.trial import (
-        augmentation_model,
-        build_model,
-        fine_tune,
-        fit_epochs,
-        load_dataset,
-        train_params,
-        training_pipelines,
-    )
 
     study_file = meta.get("study_file")
     if not study_file or not Path(study_file).is_file():
@@ -321,30 +310,15 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
         params.update(saved_card["params"])
     params.update(best.get("params") or {})
     metrics = _trial_metrics(run_dir, number)
-    context = TrialContext(StudyContext(spec, run_dir), number, params, worker="export")
-    seed = spec.study.seed or 0
-    keras.utils.set_random_seed(seed + number)
+    pipeline = TrialPipeline(TrialContext(StudyContext(spec, run_dir), number, params, "export"))
     try:
-        train = train_params(params)
-        dataset = load_dataset(context)
-        built = build_model(spec, params, dataset.info, train)
-        model = built.model
-        merged = dataset.train
-        if dataset.validation is not None:
-            merged = merged.concatenate(dataset.validation)
-        full = replace(dataset, train=merged, validation=None)
-        train_ds, _ = training_pipelines(full, train, augmentation_model(context), seed)
-        epochs = train.epochs
+        built = pipeline.prepare()
+        model, dataset = built.model, pipeline.dataset
+        epochs = pipeline.train.epochs
         ran = metrics.get("epochs_run")
         if built.fine_tune is None and ran and 0 < int(ran) < epochs:
             epochs = int(ran)  # a stopping callback ended the trial early
-        fitted = fit_epochs(model, train_ds, None, train, epochs, [])
-        history = {k: [float(v) for v in vs] for k, vs in fitted.history.items()}
-        if built.fine_tune is not None:
-            ran = len(next(iter(history.values()), []))
-            tuned = fine_tune(model, built, train, train_ds, None, [], initial_epoch=ran)
-            for key, values in tuned.history.items():
-                history.setdefault(key, []).extend(float(v) for v in values)
+        history = pipeline.fit(pipeline.fit_inputs(merge_validation=True), [], epochs)
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - one readable line for the CLI
@@ -358,7 +332,7 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
     retrained = {
         "data": "train+validation" if dataset.validation is not None else "train",
         "epochs": len(next(iter(history.values()), [])),
-        "seed": seed + number,
+        "seed": pipeline.seed + number,
         "final_training_metrics": final,
         "note": "trained without validation data: 'metrics' are the trial's validation "
         "metrics from the search",

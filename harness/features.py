@@ -3,7 +3,8 @@
 When a builder returns a :class:`~harness.models.BuiltModel` with
 ``frozen_base`` and ``head`` set, no augmentation is active and there is no
 fine-tuning phase, every epoch would run the same frozen base over the same
-images. :func:`maybe_cached_features` runs it once instead (batched), and the
+images. :class:`FrozenBaseFeatures`, a strategy the trial pipeline consults, runs it
+once instead (batched), and the
 trial trains ``head`` on the features. Because ``head`` shares its layers with
 the full model, the full base + head model is trained too, and it is what the
 runner evaluates, saves and predicts with. (Not used when ``steps_per_epoch``
@@ -31,7 +32,7 @@ import numpy as np
 
 from harness.context import TrialContext
 from harness.data import Dataset, cache_key
-from harness.fit_inputs import component_params, training_pipelines
+from harness.fit_inputs import FitInputs, component_params, training_pipelines
 from harness.models import BuiltModel
 from harness.study import TrainParams
 
@@ -156,41 +157,48 @@ def _features(built, dataset: Dataset, trial: TrialContext, batch_size: int):
     return arrays
 
 
-def maybe_cached_features(
-    built: BuiltModel, dataset: Dataset, trial: TrialContext, train: TrainParams
-) -> tuple[Any, Any, Any] | None:
-    """``(head, train_ds, val_ds)`` to fit instead of the full model, or None to train as usual.
+class FrozenBaseFeatures:
+    """The fit strategy that trains a frozen base's head on features computed once."""
 
-    ``head`` is compiled like the full model (its loss, metrics and optimizer);
-    the datasets are batched, shuffled and prefetched as the runner does for images.
-    """
-    import tensorflow as tf
+    def inputs(
+        self, built: BuiltModel, dataset: Dataset, trial: TrialContext, train: TrainParams
+    ) -> FitInputs | None:
+        """The head and feature pipelines to fit instead of the full model, or None to
+        train as usual (see the module docstring for when it applies).
 
-    if not applies(built, trial):
-        return None
-    if train.steps_per_epoch and dataset.train_size:
-        seen = train.steps_per_epoch * train.batch_size * train.epochs
-        if seen < dataset.train_size:  # e.g. --smoke: a few batches cost less than every image
+        ``head`` is compiled like the full model (its loss, metrics and optimizer);
+        the datasets are batched, shuffled and prefetched as the runner does for images.
+        """
+        import tensorflow as tf
+
+        if not applies(built, trial):
             return None
-    size = _estimate_mib(built, dataset)
-    limit = float(os.environ.get("HARNESS_FEATURE_CACHE_MAX_MIB", DEFAULT_MAX_MIB))
-    if size is not None and size > limit:
-        log.info("features would take ~%.0f MiB (> %.0f): training on images", size, limit)
-        return None
-    arrays = _features(built, dataset, trial, max(train.batch_size, 32))
-
-    def split(name: str):
-        if f"{name}_x" not in arrays:
+        if train.steps_per_epoch and dataset.train_size:
+            seen = train.steps_per_epoch * train.batch_size * train.epochs
+            if seen < dataset.train_size:  # e.g. --smoke: a few batches cost less than all
+                return None
+        size = _estimate_mib(built, dataset)
+        limit = float(os.environ.get("HARNESS_FEATURE_CACHE_MAX_MIB", DEFAULT_MAX_MIB))
+        if size is not None and size > limit:
+            log.info("features would take ~%.0f MiB (> %.0f): training on images", size, limit)
             return None
-        return tf.data.Dataset.from_tensor_slices((arrays[f"{name}_x"], arrays[f"{name}_y"]))
+        arrays = _features(built, dataset, trial, max(train.batch_size, 32))
 
-    features = Dataset(
-        dataset.info, split("train"), split("validation"), train_size=dataset.train_size
-    )
-    train_ds, val_ds = training_pipelines(features, train, None, trial.study.spec.study.seed or 0)
-    model = built.model
-    metrics = built.metrics if built.metrics is not None else model.get_compile_config()["metrics"]
-    # The full model's own optimizer: the head's variables are the full model's trainable
-    # ones, so the saved full model carries the optimizer state of this training.
-    built.head.compile(optimizer=model.optimizer, loss=model.loss, metrics=metrics)
-    return built.head, train_ds, val_ds
+        def split(name: str):
+            if f"{name}_x" not in arrays:
+                return None
+            return tf.data.Dataset.from_tensor_slices((arrays[f"{name}_x"], arrays[f"{name}_y"]))
+
+        features = Dataset(
+            dataset.info, split("train"), split("validation"), train_size=dataset.train_size
+        )
+        seed = trial.study.spec.study.seed or 0
+        train_ds, val_ds = training_pipelines(features, train, None, seed)
+        model = built.model
+        metrics = (
+            built.metrics if built.metrics is not None else model.get_compile_config()["metrics"]
+        )
+        # The full model's own optimizer: the head's variables are the full model's trainable
+        # ones, so the saved full model carries the optimizer state of this training.
+        built.head.compile(optimizer=model.optimizer, loss=model.loss, metrics=metrics)
+        return FitInputs(built.head, train_ds, val_ds)

@@ -1,19 +1,46 @@
-"""What a trial fits on: its resolved parameters and its batched data pipelines.
-
-Shared by the trial runner (:mod:`harness.trial`), the frozen-backbone feature
-cache (:mod:`harness.features`) and the best-model retrain, so that none of
-them calls back into another.
+"""What a trial fits on: its resolved parameters, its batched data pipelines, and the
+:class:`FitStrategy` contract through which the trial pipeline (:mod:`harness.pipeline`)
+asks whether a cheaper way to fit applies (the frozen-base feature cache,
+:mod:`harness.features`), so that neither calls back into the other.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from harness.data import Dataset
 from harness.errors import TrialFailed
 from harness.study import ComponentSpec, TrainParams
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from harness.context import TrialContext
+    from harness.models import BuiltModel
+
+
+@dataclass
+class FitInputs:
+    """What ``fit`` runs on: the model it trains and its batched pipelines.
+
+    ``model`` is the built model, or a part of it that shares its layers (a frozen
+    base's head trained on cached features); the built model is what is evaluated
+    and saved either way.
+    """
+
+    model: Any
+    train: Any
+    validation: Any | None
+
+
+class FitStrategy(Protocol):
+    """A cheaper way to fit a built model than on the dataset's pipelines every epoch."""
+
+    def inputs(
+        self, built: BuiltModel, dataset: Dataset, trial: TrialContext, train: TrainParams
+    ) -> FitInputs | None:
+        """The inputs to fit instead, or None when this strategy does not apply."""
 
 
 def component_params(spec: ComponentSpec, params: dict[str, Any]) -> BaseModel:

@@ -10,13 +10,15 @@ always load unless blocked by name):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -63,7 +65,8 @@ class LoadedPlugin:
 
 @dataclass
 class HarnessPlugins:
-    """Registered plugins and the typed facade the core calls (never ``pm.hook`` directly)."""
+    """Registered plugins and the typed facade the core calls; every call goes through
+    ``pm.hook``, so hook wrappers and ``firstresult`` work for third parties."""
 
     pm: pluggy.PluginManager
     registries: dict[str, Registry] = field(default_factory=dict)
@@ -107,22 +110,44 @@ class HarnessPlugins:
 
     def test_evaluated(self, study: Any, trial_number: int, metrics: dict[str, float]) -> None:
         """Fire ``harness_test_evaluated``; a tracker's failure never changes the results."""
-        self._call_each(
-            "harness_test_evaluated", study=study, trial_number=trial_number, metrics=metrics
-        )
+        with _logged_failure("harness_test_evaluated"):
+            self.pm.hook.harness_test_evaluated(
+                study=study, trial_number=trial_number, metrics=metrics
+            )
 
     def trial_end(self, trial: Any, result: Any) -> None:
         """Fire ``harness_trial_end``; a tracker's failure never changes the trial's outcome."""
-        self._call_each("harness_trial_end", trial=trial, result=result)
+        with _logged_failure("harness_trial_end"):
+            self.pm.hook.harness_trial_end(trial=trial, result=result)
 
-    def _call_each(self, hook: str, **kwargs: Any) -> None:
-        """Call every implementation of ``hook`` in pluggy's order (last registered first),
-        logging and skipping one that raises, so that the others still run."""
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-            try:
-                impl.function(**kwargs)
-            except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
-                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook, exc)
+
+#: Hooks whose implementations are isolated from each other: one that raises is logged and
+#: skipped, the others still run (each implementation is wrapped when its plugin registers).
+ISOLATED_HOOKS = ("harness_trial_end", "harness_test_evaluated")
+
+
+@contextlib.contextmanager
+def _logged_failure(hook: str) -> Iterator[None]:
+    """Log, never raise, what escapes a hook call (a third party's hook wrapper, say)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
+        log.warning("a hook wrapper failed in %s: %s", hook, exc)
+
+
+def _isolate(impl: pluggy.HookImpl, hook: str) -> None:
+    """Make one implementation of an isolated hook log and return None when it raises."""
+    function = impl.function
+
+    @functools.wraps(function)
+    def isolated(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
+            log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook, exc)
+            return None
+
+    impl.function = isolated
 
 
 def _env_list(name: str) -> set[str] | None:
@@ -230,13 +255,17 @@ def _register(
         plugins.pm.register(module, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise PluginError(f"plugin {name!r} ({source}) is invalid: {exc}")
+    for hook in ISOLATED_HOOKS:
+        for impl in getattr(plugins.pm.hook, hook).get_hookimpls():
+            if impl.plugin is module and not (impl.hookwrapper or impl.wrapper):
+                _isolate(impl, hook)
     staged = {family: Registry(family) for family in FAMILIES}
+    # Only this plugin's register hooks run now, so that what it registers is attributed to it.
+    others = [plugin for plugin in plugins.pm.get_plugins() if plugin is not module]
     try:
         for family in FAMILIES:
-            hook = getattr(plugins.pm.hook, f"harness_register_{family}")
-            for impl in hook.get_hookimpls():
-                if impl.plugin is module:
-                    impl.function(register=staged[family].register_from(name, source))
+            call = plugins.pm.subset_hook_caller(f"harness_register_{family}", others)
+            call(register=staged[family].register_from(name, source))
     except PluginError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -15,25 +15,20 @@ import time
 from typing import Any, Protocol
 
 from harness.context import TrialContext, TrialResult
-from harness.data import Dataset, LoadContext, cache_key
-from harness.errors import HarnessError, TrialFailed, TrialPruned
-from harness.features import maybe_cached_features
-from harness.fit_inputs import (  # noqa: F401 - also part of the runner's API
-    component_params,
-    train_params,
-    training_pipelines,
+from harness.errors import (
+    HarnessError,
+    StudyAborted,
+    TrialFailed,
+    TrialPruned,
+    describe_exception,
 )
-from harness.models import BuiltModel, check_output, loss_and_metrics, make_optimizer
+from harness.fit_inputs import component_params
+from harness.pipeline import TrialPipeline
 from harness.plugins import HarnessPlugins
-from harness.study import TrainParams
 
 log = logging.getLogger(__name__)
 
-_DATASETS: dict[str, Dataset] = {}
-
-
-class StudyAborted(HarnessError):
-    """A trial hit a problem no other trial can avoid (missing data, broken plugin config)."""
+__all__ = ["NullReporter", "Reporter", "StudyAborted", "release_trial_memory", "run_trial"]
 
 
 class Reporter(Protocol):
@@ -47,35 +42,6 @@ class NullReporter:
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         return None
-
-
-def load_dataset(trial: TrialContext) -> Dataset:
-    """Load (or reuse from this process's cache) the trial's dataset."""
-    spec = trial.study.spec
-    params = component_params(spec.dataset, trial.params)
-    key = cache_key(spec.dataset.name, params.model_dump(mode="json"))
-    if key not in _DATASETS:
-        context = LoadContext(
-            cache_dir=trial.study.run_dir / "cache" / key, seed=spec.study.seed or 0
-        )
-        context.cache_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            dataset = spec.dataset.component.function(params, context)
-        except HarnessError as exc:
-            raise StudyAborted(str(exc)) from exc
-        except Exception as exc:  # noqa: BLE001 - every trial would fail the same way
-            log.debug("dataset %r failed to load", spec.dataset.name, exc_info=True)
-            raise StudyAborted(
-                f"dataset plugin {spec.dataset.name!r} failed while loading: {_describe(exc)}; "
-                "fix the [dataset] table or the data (every trial would fail the same way)"
-            ) from exc
-        if not isinstance(dataset, Dataset):
-            raise StudyAborted(
-                f"dataset plugin {spec.dataset.name!r} returned {type(dataset).__name__}, "
-                "not a harness.data.Dataset"
-            )
-        _DATASETS[key] = dataset
-    return _DATASETS[key]
 
 
 class _EpochGuard:
@@ -113,61 +79,6 @@ class _EpochGuard:
         return EpochGuard()
 
 
-def build_model(spec, params: dict[str, Any], info, train: TrainParams) -> BuiltModel:
-    """Build the study's model for ``params`` and compile it for the dataset's task.
-
-    The model builder's own loss and metrics win over the task's defaults; an
-    output layer that cannot express the task is refused (:func:`check_output`).
-    """
-    built = spec.model.component.function(component_params(spec.model, params), info)
-    built = built if isinstance(built, BuiltModel) else BuiltModel(built)
-    check_output(built.model, info)
-    default_loss, default_metrics = loss_and_metrics(info)
-    built.model.compile(
-        optimizer=make_optimizer(train.optimizer, train.learning_rate, train.momentum),
-        loss=built.loss or default_loss,
-        metrics=built.metrics if built.metrics is not None else default_metrics,
-    )
-    return built
-
-
-def augmentation_model(trial: TrialContext):
-    """The study's augmentation layers for this trial as one Sequential (None if none)."""
-    import keras
-
-    layers: list[Any] = []
-    for spec in trial.study.spec.augmentations:
-        made = spec.component.function(component_params(spec, trial.params))
-        layers.extend(made if isinstance(made, list | tuple) else [made])
-    return keras.Sequential(layers, name="augmentation") if layers else None
-
-
-def fit_epochs(
-    model, train_ds, val_ds, train: TrainParams, epochs: int, callbacks, initial_epoch: int = 0
-):
-    """``model.fit`` with the study's steps per epoch and verbosity; epochs count on from
-    ``initial_epoch`` (the fine-tuning phase continues the first phase's curve)."""
-    return model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=initial_epoch + epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=train.steps_per_epoch,
-        callbacks=callbacks,
-        verbose=train.verbose,
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    name = type(exc).__name__
-    if name == "ResourceExhaustedError":
-        return "out of memory (ResourceExhausted): lower batch_size, image_size or model size"
-    if isinstance(exc, TrialFailed):
-        return str(exc)
-    text = str(exc).strip().splitlines()
-    return f"{name}: {text[0] if text else ''}"[:500]
-
-
 def required_metrics(spec) -> list[str]:
     """Epoch metrics the study names (objectives, stopping callbacks' ``metric`` or
     ``monitor``): a trial whose first epoch lacks one stops the study."""
@@ -190,8 +101,6 @@ def run_trial(
     A pruned or failed trial's result still carries every epoch it ran
     (``history``) and its last epoch's values (``metrics``).
     """
-    import keras
-
     reporter = reporter or NullReporter()
     spec = trial.study.spec
     started = time.perf_counter()
@@ -201,25 +110,16 @@ def run_trial(
     tracker_callbacks: list[Any] = []
     plugins.trial_start(trial)
     try:
-        keras.utils.set_random_seed((spec.study.seed or 0) + trial.number)
-        train = train_params(trial.params)
-        dataset = load_dataset(trial)
-        trial.extra["dataset_info"] = dataset.info
-        trial.extra["has_test_split"] = dataset.test is not None
-        built = build_model(spec, trial.params, dataset.info, train)
+        pipeline = TrialPipeline(trial)
+        built = pipeline.prepare()
         model = built.model
-        # A frozen base without augmentation or fine-tuning: train only its head, on features
-        # computed once (harness.features). `model` (base + head) is still the one saved.
-        # Computing the features counts as training time.
+        trial.extra["dataset_info"] = pipeline.dataset.info
+        trial.extra["has_test_split"] = pipeline.dataset.test is not None
+        # A strategy may fit something cheaper than the whole model on the images every
+        # epoch (harness.features: a frozen base's head on features computed once; `model`,
+        # base + head, is still the one saved). Computing the features counts as training.
         fit_started = time.perf_counter()
-        cached = maybe_cached_features(built, dataset, trial, train)
-        if cached is not None:
-            trained, train_ds, val_ds = cached
-        else:
-            trained = model
-            train_ds, val_ds = training_pipelines(
-                dataset, train, augmentation_model(trial), spec.study.seed or 0
-            )
+        inputs = pipeline.fit_inputs()
         tracker_callbacks = plugins.trial_callbacks(trial)
         callbacks = [
             *tracker_callbacks,
@@ -229,12 +129,9 @@ def run_trial(
             ),
             _EpochGuard(reporter, history, required_metrics(spec)),
         ]
-        fit_epochs(trained, train_ds, val_ds, train, train.epochs, callbacks)
-        if built.fine_tune is not None:
-            ran = len(next(iter(history.values()), []))
-            fine_tune(model, built, train, train_ds, val_ds, callbacks, initial_epoch=ran)
+        pipeline.fit(inputs, callbacks)
         train_seconds = time.perf_counter() - fit_started
-        metrics = _final_metrics(trained, val_ds, history, train)
+        metrics = _final_metrics(inputs.model, inputs.validation, history)
         metrics.update(
             params=float(model.count_params()),
             train_seconds=train_seconds,
@@ -258,7 +155,7 @@ def run_trial(
         raise
     except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
         log.debug("trial %s failed", trial.number, exc_info=True)
-        result = _stopped("failed", history, _describe(exc))
+        result = _stopped("failed", history, describe_exception(exc))
     _finish(trial, plugins, result, started, tracker_callbacks)
     return result
 
@@ -301,44 +198,7 @@ def release_trial_memory() -> None:
     keras.backend.clear_session(free_memory=True)
 
 
-def fine_tune(model, built, train, train_ds, val_ds, callbacks, initial_epoch: int):
-    """Unfreeze the base from ``unfreeze_from``, recompile at the low rate, train on from
-    ``initial_epoch`` (the epochs the first phase ran); returns Keras's History."""
-    fine = built.fine_tune
-    base = fine.base
-    base.trainable = True
-    layers = base.layers
-    start = 0
-    if isinstance(fine.unfreeze_from, int):
-        start = fine.unfreeze_from + (len(layers) if fine.unfreeze_from < 0 else 0)
-        if not 0 <= start < len(layers):
-            raise TrialFailed(
-                f"fine_tune_at: index {fine.unfreeze_from} is outside the base model's "
-                f"{len(layers)} layers"
-            )
-    elif isinstance(fine.unfreeze_from, str):
-        names = [layer.name for layer in layers]
-        if fine.unfreeze_from not in names:
-            raise TrialFailed(f"fine_tune_at: no layer {fine.unfreeze_from!r} in the base model")
-        start = names.index(fine.unfreeze_from)
-    for index, layer in enumerate(layers):
-        is_norm = type(layer).__name__ == "BatchNormalization"
-        layer.trainable = index >= start and not is_norm
-    model.compile(
-        optimizer=make_optimizer(train.optimizer, fine.learning_rate, train.momentum),
-        loss=model.loss,
-        # The first phase's metrics (the task's defaults), so that objectives such as
-        # val_mae are still measured after fine-tuning.
-        metrics=(
-            built.metrics if built.metrics is not None else model.get_compile_config()["metrics"]
-        ),
-    )
-    return fit_epochs(
-        model, train_ds, val_ds, train, fine.epochs, callbacks, initial_epoch=initial_epoch
-    )
-
-
-def _final_metrics(model, val_ds, history, train: TrainParams) -> dict[str, float]:
+def _final_metrics(model, val_ds, history) -> dict[str, float]:
     metrics = {k: v[-1] for k, v in history.items() if v and not k.startswith("val_")}
     if val_ds is not None:
         evaluated = model.evaluate(val_ds, verbose=0, return_dict=True)

@@ -97,8 +97,8 @@ def test_flip_touches_training_batches_only():
     """The runner's pipelines: train batches are flipped (some), validation never."""
     import keras
 
+    from harness.fit_inputs import training_pipelines
     from harness.study import TrainParams
-    from harness.trial import training_pipelines
 
     x = np.zeros((16, 4, 4, 1), "float32")
     x[:, :, 0, :] = 1.0  # a bright left column: a horizontal flip moves it right
