@@ -144,11 +144,11 @@ def _card_trial(path: Path) -> int | None:
 
 
 def _add_to_card(path: Path, metrics: dict[str, float]) -> None:
-    from harness.results import _atomic_write
+    from harness.files import write_text_atomic
 
     card = json.loads(path.read_text(encoding="utf-8"))
     card["test"] = metrics
-    _atomic_write(path, json.dumps(card, indent=2, default=str) + "\n")
+    write_text_atomic(path, json.dumps(card, indent=2, default=str) + "\n")
 
 
 def _evaluate_child(study_path: str, options: Any, run_dir: str, numbers: list[int], env):

@@ -23,7 +23,6 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.files import replacing
 from harness.results import make_folder
 
 FORMATS = ("csv", "json", "parquet")
@@ -117,8 +117,7 @@ def export_table(run_dir: Path, fmt: str, output: Path) -> Path:
     if output.is_dir():
         output = output / f"{run_dir.name}-trials.{fmt}"
     make_folder(output.parent, "--output")
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
-    try:
+    with replacing(output) as tmp:
         if fmt == "csv":
             table.to_csv(tmp, index=False)
         elif fmt == "json":
@@ -129,9 +128,6 @@ def export_table(run_dir: Path, fmt: str, output: Path) -> Path:
             tmp.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
         else:
             table.to_parquet(tmp, index=False)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return output
 
 
@@ -205,9 +201,8 @@ def export_best_model(
                 f"{source} does not exist ({why}); use --retrain to train the best "
                 "trial's parameters"
             )
-        tmp = target.with_name(f".{target.stem}.tmp{os.getpid()}.keras")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            shutil.copyfile(source, tmp)
         if best is not None and saved_card and saved_card.get("trial") != best.get("trial"):
             print(
                 f"note: best.keras is trial {saved_card.get('trial')}'s model; best.json names "
@@ -325,9 +320,8 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
         raise HarnessError(
             f"retraining trial {number} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    tmp = target.with_name(f".{target.stem}.tmp{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, target)
+    with replacing(target) as tmp:
+        model.save(tmp)
     final = {k: v[-1] for k, v in history.items() if v}
     retrained = {
         "data": "train+validation" if dataset.validation is not None else "train",

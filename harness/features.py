@@ -32,6 +32,7 @@ import numpy as np
 
 from harness.context import TrialContext
 from harness.data import Dataset, cache_key
+from harness.files import replacing, write_text_atomic
 from harness.fit_inputs import FitInputs, component_params, training_pipelines
 from harness.models import BuiltModel
 from harness.study import TrainParams
@@ -122,12 +123,10 @@ def _save(folder: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> 
     """Write each array, then meta.json last (a reader only trusts a folder with meta.json)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():
-        tmp = folder / f".{name}.{os.getpid()}.npy"
-        np.save(tmp, array)
-        os.replace(tmp, folder / f"{name}.npy")
-    tmp = folder / f".meta.{os.getpid()}.json"
-    tmp.write_text(json.dumps({**meta, "arrays": sorted(arrays)}, indent=2) + "\n")
-    os.replace(tmp, folder / "meta.json")
+        with replacing(folder / f"{name}.npy") as tmp:
+            np.save(tmp, array)
+    manifest = json.dumps({**meta, "arrays": sorted(arrays)}, indent=2) + "\n"
+    write_text_atomic(folder / "meta.json", manifest)
 
 
 def _features(built, dataset: Dataset, trial: TrialContext, batch_size: int):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.files import replacing, write_text_atomic
 
 TABLE_FILE = "trials.csv"
 BEST_FILE = "best.json"
@@ -132,12 +132,12 @@ def write_results(
     """
     tests = read_test_results(run_dir)
     table = with_test_columns(table, tests)
-    _atomic_write(run_dir / TABLE_FILE, table.to_csv(index=False))
+    write_text_atomic(run_dir / TABLE_FILE, table.to_csv(index=False))
     if histories is None:
         histories = table.attrs.get("histories")
     if histories is not None:
         payload = {str(number): history for number, history in sorted(histories.items())}
-        _atomic_write(run_dir / HISTORIES_FILE, json.dumps(payload) + "\n")
+        write_text_atomic(run_dir / HISTORIES_FILE, json.dumps(payload) + "\n")
     complete = table[table["state"] == "complete"] if not table.empty else table
     if complete.empty:
         return table
@@ -156,7 +156,7 @@ def write_results(
     test = tests.get(int(best["number"]))
     if test:
         payload["test"] = test
-    _atomic_write(run_dir / BEST_FILE, json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(run_dir / BEST_FILE, json.dumps(payload, indent=2) + "\n")
     return table
 
 
@@ -199,7 +199,7 @@ def write_test_results(run_dir: Path, results: dict[int, dict[str, float]], note
         "note": note,
         "trials": {str(n): metrics for n, metrics in sorted(merged.items())},
     }
-    _atomic_write(run_dir / TEST_FILE, json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(run_dir / TEST_FILE, json.dumps(payload, indent=2) + "\n")
 
 
 def _plain(value: Any) -> Any:
@@ -216,13 +216,6 @@ def make_folder(folder: Path, flag: str) -> Path:
             "choose a writable place"
         ) from None
     return folder
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def stored_storage(run_dir: Path, storage: str) -> str:
@@ -251,7 +244,7 @@ def resolve_storage(run_dir: Path, stored: str) -> str | None:
 
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     """Write ``study.json``: objectives, searched domains, backend and storage."""
-    _atomic_write(run_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+    write_text_atomic(run_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
 
 
 def read_json_file(path: Path, what: str, expect: type = dict) -> Any:
@@ -362,11 +355,10 @@ def save_trial_model(run_dir: Path, trial: Any, result: Any) -> Path:
     """Keep ``result.model`` as ``models/trial-NNNN.keras`` with its card, atomically."""
     path = trial_model_path(run_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.keras")
-    result.model.save(tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        result.model.save(tmp)
     card = json.dumps(model_card(trial, result), indent=2, default=str) + "\n"
-    _atomic_write(path.with_suffix(".json"), card)
+    write_text_atomic(path.with_suffix(".json"), card)
     return path
 
 
@@ -388,13 +380,12 @@ def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:
     """Save ``result.model`` as ``best.keras`` with a JSON model card, atomically (a copy
     of ``models/trial-NNNN.keras`` when that was just saved)."""
     path = run_dir / BEST_MODEL_FILE
-    tmp = run_dir / f".best.{os.getpid()}.keras"
     kept = trial_model_path(run_dir, trial.number)
-    if kept.is_file():
-        shutil.copyfile(kept, tmp)
-    else:
-        result.model.save(tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        if kept.is_file():
+            shutil.copyfile(kept, tmp)
+        else:
+            result.model.save(tmp)
     card = json.dumps(model_card(trial, result), indent=2, default=str) + "\n"
-    _atomic_write(run_dir / BEST_CARD_FILE, card)
+    write_text_atomic(run_dir / BEST_CARD_FILE, card)
     return path
