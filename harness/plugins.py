@@ -27,7 +27,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.errors import PluginError
+from harness.errors import PluginError, describe_exception
 from harness.registry import FAMILIES, Registry
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _logged_failure(hook: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
-        log.warning("a hook wrapper failed in %s: %s", hook, exc)
+        log.warning("a hook wrapper failed in %s: %s", hook, describe_exception(exc), exc_info=True)
 
 
 def _isolate(impl: pluggy.HookImpl, hook: str) -> None:
@@ -144,7 +144,11 @@ def _isolate(impl: pluggy.HookImpl, hook: str) -> None:
         try:
             return function(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - isolation of third-party trackers
-            log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook, exc)
+            # The traceback goes to harness.log; the terminal shows this one line.
+            log.warning(
+                "plugin %r failed in %s: %s", impl.plugin_name, hook, describe_exception(exc),
+                exc_info=True,
+            )
             return None
 
     impl.function = isolated
