@@ -91,8 +91,11 @@ def overrides(study: Path, epochs: int) -> list[str]:
     return [arg for value in sets for arg in ("--set", value)]
 
 
-def run_study(study: Path, workers: int, trials: int, epochs: int, seed: int) -> Run:
-    """Run the study once in a fresh runs dir; time it and read its trials.csv."""
+def run_study(
+    study: Path, workers: int, trials: int, epochs: int, seed: int, extra: tuple[str, ...] = ()
+) -> Run:
+    """Run the study once in a fresh runs dir (``extra``: more ``harness run`` arguments);
+    time it and read its trials.csv."""
     import pandas as pd
 
     env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -102,7 +105,7 @@ def run_study(study: Path, workers: int, trials: int, epochs: int, seed: int) ->
         command = [
             sys.executable, "-m", "harness", "run", str(study), "--runs-dir", str(runs),
             "--trials", str(trials), "--workers", str(workers), "--seed", str(seed),
-            "--no-progress", *overrides(study, epochs),
+            "--no-progress", *overrides(study, epochs), *extra,
         ]
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)

@@ -184,7 +184,7 @@ def _load(args):
     plugins = load_plugins(args.plugin)
     assignments = _assignments(args)
     spec = load_study(args.study, plugins, assignments)
-    check_backend(spec)
+    check_backend(spec, assignments)
     check_data(spec, assignments)
     return plugins, spec
 
@@ -250,7 +250,9 @@ def cmd_worker(args) -> int:
     plugins, spec = _load(args)
     if spec.study.backend == "kerastuner":
         return _kerastuner_worker(args, plugins, spec)
-    storage = args.storage or spec.optuna.storage
+    from harness.backends.optuna import config as optuna_config
+
+    storage = args.storage or optuna_config(spec).storage
     if not storage or "://" not in storage:
         raise HarnessError(
             "harness worker joins a study on shared storage: pass --storage "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import get_backend
+from harness.backends.base import WorkerTask
 from harness.context import StudyContext
 from harness.errors import HarnessError
 from harness.evaluate import chosen_trials, evaluate_in_process_or_child
@@ -143,10 +144,12 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
             backend.run_worker(
                 context,
                 plugins,
-                storage_url_=storage,
-                budget=spec.study.trials,
-                deadline=deadline,
-                on_trial_done=lambda: feed.update(backend.records(spec, storage)),
+                WorkerTask(
+                    storage,
+                    budget=spec.study.trials,
+                    deadline=deadline,
+                    on_trial_done=lambda: feed.update(backend.records(spec, storage)),
+                ),
             )
         else:
             _supervise(spec, backend, options, storage, deadline, feed)

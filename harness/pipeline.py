@@ -64,12 +64,14 @@ class TrialPipeline:
         return self.spec.study.seed or 0
 
     def prepare(self) -> BuiltModel:
-        """Seed Keras for this trial, resolve ``[train]``, load the dataset, build the model."""
+        """Seed Keras for this trial, resolve ``[train]``, load the dataset, set the compute
+        precision, build the model."""
         import keras
 
         keras.utils.set_random_seed(self.seed + self.trial.number)
         self.train = train_params(self.trial.params)
         self.dataset = load_dataset(self.trial)
+        set_precision(self.train)
         self.built = build_model(self.spec, self.trial.params, self.dataset.info, self.train)
         return self.built
 
@@ -164,8 +166,34 @@ def build_model(spec: StudySpec, params: dict[str, Any], info, train: TrainParam
         optimizer=make_optimizer(train.optimizer, train.learning_rate, train.momentum),
         loss=built.loss or default_loss,
         metrics=built.metrics if built.metrics is not None else default_metrics,
+        **({"jit_compile": True} if train.jit_compile and _on_gpu("train.jit_compile") else {}),
     )
     return built
+
+
+def set_precision(train: TrainParams) -> None:
+    """Keras's global dtype policy for the model about to be built: ``mixed_float16`` when
+    ``train.mixed_precision`` is set and a GPU is visible, else ``float32`` (a worker runs
+    trials with and without it one after another)."""
+    import keras
+
+    mixed = train.mixed_precision and _on_gpu("train.mixed_precision")
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+
+
+_NOTICED: set[str] = set()
+
+
+def _on_gpu(option: str) -> bool:
+    """Whether TensorFlow sees a GPU; if not, say once per process that ``option`` is ignored."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    if option not in _NOTICED:
+        _NOTICED.add(option)
+        log.warning("%s = true is ignored: no GPU is visible to this worker", option)
+    return False
 
 
 def augmentation_model(trial: TrialContext):

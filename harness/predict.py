@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from harness._images import read_image
 from harness.card import find_decoder, parse_card
 from harness.errors import HarnessError
 
@@ -213,23 +214,6 @@ def read_card(model_path: Path, explicit: Path | None = None) -> dict[str, Any]:
     return {}
 
 
-def _pil_decode(path: Path, size: tuple[int, int], color_mode: str, interpolation: str):
-    from PIL import Image
-
-    resample = getattr(Image.Resampling, interpolation.upper(), Image.Resampling.BILINEAR)
-    try:
-        with Image.open(path) as img:
-            img.seek(0)
-            mode = {"grayscale": "L", "rgba": "RGBA"}.get(color_mode, "RGB")
-            converted = img.convert(mode)
-            if converted.size != (size[1], size[0]):
-                converted = converted.resize((size[1], size[0]), resample)
-            array = np.asarray(converted, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-        return None
-    return array[..., np.newaxis] if array.ndim == 2 else array
-
-
 def load_image(
     path: Path, card: dict[str, Any], input_shape: tuple, plugins: Any = None
 ) -> np.ndarray:
@@ -245,7 +229,9 @@ def load_image(
     if decoder is not None:
         array = decoder(path, size, color_mode)
     else:
-        array = _pil_decode(path, size, color_mode, str(pre.get("interpolation", "bilinear")))
+        array = read_image(
+            path, size, color_mode, interpolation=str(pre.get("interpolation", "bilinear"))
+        )
     if array is None:
         raise HarnessError(f"{path}: cannot read it as an image (corrupt or not an image file)")
     if array.shape[-1] != channels or tuple(array.shape[:2]) != tuple(input_shape[1:3]):
@@ -404,7 +390,7 @@ def predict_pretrained(name: str, images: list[Path], args) -> int:
     model = _pretrained_model(name, args.weights)
     arrays = []
     for path in images:
-        array = _pil_decode(path, (side, side), "rgb", "nearest")
+        array = read_image(path, (side, side), "rgb", interpolation="nearest")
         if array is None:
             raise HarnessError(f"{path}: cannot read it as an image (corrupt or not an image file)")
         arrays.append(array.astype("float32"))

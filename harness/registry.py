@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -13,6 +14,26 @@ from harness.data import TASKS
 from harness.errors import HarnessError, PluginError
 
 FAMILIES = ("datasets", "models", "augmentations", "callbacks")
+
+#: Entry-point group through which a third-party package adds a search backend.
+BACKEND_ENTRY_POINT_GROUP = "harness.backends"
+#: The built-in search backends: name -> module (see harness.backends.base).
+BUILT_IN_BACKENDS = {
+    "optuna": "harness.backends.optuna",
+    "kerastuner": "harness.backends.kerastuner",
+}
+
+
+def backend_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Installed third-party backends by name (read from the metadata, nothing imported)."""
+    group = importlib.metadata.entry_points(group=BACKEND_ENTRY_POINT_GROUP)
+    return {entry.name: entry for entry in group}
+
+
+def backend_names() -> list[str]:
+    """Every backend a study may name: the built-ins and the installed entry points. Each
+    backend's own settings are the study file's table named after it (``[optuna]``)."""
+    return sorted(set(BUILT_IN_BACKENDS) | set(backend_entry_points()))
 
 
 class NoParams(BaseModel):

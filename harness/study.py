@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import HarnessError, StudyFileError
 from harness.plugins import HarnessPlugins
-from harness.registry import Component, Registry
+from harness.registry import Component, Registry, backend_names
 from harness.space import (
     SearchParam,
     SearchSpace,
@@ -35,8 +35,6 @@ STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_NAME_LENGTH = 100
 TOP_LEVEL_KEYS = (
     "study",
-    "optuna",
-    "kerastuner",
     "dataset",
     "model",
     "train",
@@ -71,17 +69,39 @@ class Objective(_Strict):
 class StudySection(_Strict):
     """The ``[study]`` table."""
 
-    name: str
-    description: str = ""
+    name: str = Field(
+        description="the study's name: its run directory runs/<name>/ and its storage key"
+    )
+    description: str = Field("", description="free text, shown by harness show and report")
     backend: str = Field(
         "optuna", description="optuna, kerastuner, or an installed harness.backends entry point"
     )
-    trials: int = Field(20, ge=1, le=100_000)
-    timeout: float | None = Field(None, gt=0)
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
-    objective: str | list[str] = "val_accuracy"
-    direction: Literal["maximize", "minimize"] | list[Literal["maximize", "minimize"]] | None = None
-    workers: int = Field(1, ge=1, le=256)
+    trials: int = Field(
+        20, ge=1, le=100_000,
+        description="finished trials to run (complete, pruned or failed; interrupted ones "
+        "are re-run)",
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="seconds after which no new trial starts"
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1,
+        description="seeds the sampler, the data splits and trial N's Keras seed (seed + N)",
+    )
+    objective: str | list[str] = Field(
+        "val_accuracy",
+        description="the metric to optimize, or a list of metrics for a multi-objective study",
+    )
+    direction: Literal["maximize", "minimize"] | list[Literal["maximize", "minimize"]] | None = (
+        Field(
+            None,
+            description="default: minimize losses, errors, params and train_seconds; "
+            "maximize the rest",
+        )
+    )
+    workers: int = Field(
+        1, ge=1, le=256, description="worker processes on this machine, one per device"
+    )
     keep_models: int = Field(
         3,
         ge=0,
@@ -107,8 +127,6 @@ class StudySection(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        from harness.backends.base import backend_names  # entry points, read when needed
-
         names = backend_names()
         if value not in names:
             close = [n for n in names if n.startswith(value[:2])]
@@ -129,43 +147,36 @@ class StudySection(_Strict):
         return value
 
 
-class OptunaSection(_Strict):
-    """The ``[optuna]`` table."""
-
-    sampler: Literal["tpe", "random", "cmaes", "gp", "nsga2"] = "tpe"
-    pruner: Literal["median", "hyperband", "successive_halving", "none"] = "median"
-    storage: str | None = None
-    startup_trials: int = Field(3, ge=0, description="trials before the pruner and TPE act")
-    warmup_epochs: int = Field(1, ge=0, description="epochs before a trial may be pruned")
-
-
-class KerasTunerSection(_Strict):
-    """The ``[kerastuner]`` table (used when ``[study].backend = "kerastuner"``)."""
-
-    tuner: Literal["random", "bayesian", "hyperband", "grid"] = "random"
-    hyperband_factor: int = Field(3, ge=2, description="Hyperband's epoch reduction factor")
-    max_consecutive_failed_trials: int = Field(
-        3, ge=0, description="stop the search after this many failed trials in a row (0: never)"
-    )
-    distributed: bool = Field(
-        False, description="run KerasTuner's chief/worker mode even with one worker"
-    )
-
-
 class TrainParams(_Strict):
     """The ``[train]`` table: how every trial compiles and fits."""
 
-    epochs: int = Field(5, ge=1, le=10_000)
-    batch_size: int = Field(32, ge=1, le=1_000_000)
-    optimizer: Literal["adam", "sgd", "rmsprop", "adamw", "nadam", "adagrad"] = "adam"
-    learning_rate: float = Field(1e-3, gt=0, le=10)
-    momentum: float = Field(0.0, ge=0, lt=1)
-    shuffle_buffer: int = Field(10_000, ge=0)
+    epochs: int = Field(5, ge=1, le=10_000, description="epochs of the first training phase")
+    batch_size: int = Field(32, ge=1, le=1_000_000, description="examples per training step")
+    optimizer: Literal["adam", "sgd", "rmsprop", "adamw", "nadam", "adagrad"] = Field(
+        "adam", description="the Keras optimizer"
+    )
+    learning_rate: float = Field(1e-3, gt=0, le=10, description="the optimizer's learning rate")
+    momentum: float = Field(0.0, ge=0, lt=1, description="momentum, for sgd and rmsprop")
+    shuffle_buffer: int = Field(
+        10_000, ge=0, description="examples in tf.data's shuffle buffer; 0: no shuffling"
+    )
     steps_per_epoch: int | None = Field(
         None, ge=1, description="cap batches per epoch (smoke runs)"
     )
-    validation_steps: int | None = Field(None, ge=1)
-    verbose: int = Field(0, ge=0, le=2)
+    validation_steps: int | None = Field(
+        None, ge=1, description="cap validation batches per epoch (smoke runs)"
+    )
+    verbose: int = Field(0, ge=0, le=2, description="Keras's fit verbosity (0, 1 or 2)")
+    mixed_precision: bool = Field(
+        False,
+        description="compute in float16 with float32 weights on a GPU (Keras's mixed_float16 "
+        "policy, with loss scaling); ignored with a notice on a CPU, where it is slower",
+    )
+    jit_compile: bool = Field(
+        False,
+        description="compile each training step with XLA on a GPU; ignored with a notice on "
+        "a CPU",
+    )
 
 
 @dataclass
@@ -188,7 +199,6 @@ class StudySpec:
     path: Path
     raw: dict[str, Any]
     study: StudySection
-    optuna: OptunaSection
     dataset: ComponentSpec
     model: ComponentSpec
     augmentations: list[ComponentSpec]
@@ -196,7 +206,9 @@ class StudySpec:
     objectives: list[Objective]
     space: SearchSpace
     enqueue: list[dict[str, Any]] = field(default_factory=list)
-    kerastuner: KerasTunerSection = field(default_factory=KerasTunerSection)
+    #: The search backends' own tables (``[optuna]``, ``[kerastuner]``), as written: each
+    #: backend validates its table with its own model (harness.backends.check_backend).
+    backend_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -521,15 +533,20 @@ def _blamed_assignment(
 
 def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> StudySpec:
     """Validate an already-parsed study table (see :func:`load_study`)."""
+    backends = backend_names()
+    backend_tables: dict[str, dict[str, Any]] = {}
     for key in raw:
-        if key not in TOP_LEVEL_KEYS:
-            raise StudyFileError(f"[{key}]: unknown table.{_suggest(key, list(TOP_LEVEL_KEYS))}")
+        if key in backends:
+            if not isinstance(raw[key], dict):
+                raise StudyFileError(f"[{key}]: must be a table, got {type(raw[key]).__name__}")
+            backend_tables[key] = raw[key]
+        elif key not in TOP_LEVEL_KEYS:
+            known = [*TOP_LEVEL_KEYS, *backends]
+            raise StudyFileError(f"[{key}]: unknown table.{_suggest(key, known)}")
     for required in ("study", "dataset", "model"):
         if required not in raw:
             raise StudyFileError(f"[{required}]: required table is missing")
     study = validate_section("[study]", StudySection, raw["study"])
-    optuna = validate_section("[optuna]", OptunaSection, raw.get("optuna", {}))
-    kerastuner = validate_section("[kerastuner]", KerasTunerSection, raw.get("kerastuner", {}))
     objectives = _objectives(study, "[study]")
 
     literals: dict[str, Any] = {}
@@ -562,7 +579,6 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
         path=path,
         raw=raw,
         study=study,
-        optuna=optuna,
         dataset=dataset,
         model=model,
         augmentations=augmentations,
@@ -570,7 +586,7 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
         objectives=objectives,
         space=space,
         enqueue=enqueue,
-        kerastuner=kerastuner,
+        backend_tables=backend_tables,
     )
     return spec
 

@@ -67,6 +67,7 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
 
     configure_logging()
     from harness.backends import get_backend
+    from harness.backends.base import WorkerTask
     from harness.context import StudyContext
     from harness.options import apply_options
     from harness.plugins import load_plugins
@@ -82,10 +83,8 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         log_to_file(run_dir)
         start_tensorflow(configure_tensorflow)
         context = StudyContext(spec, run_dir)
-        ran = get_backend(spec).run_worker(
-            context,
-            plugins,
-            storage_url_=job.storage,
+        task = WorkerTask(
+            job.storage,
             budget=job.budget,
             deadline=job.deadline,
             max_trials=job.max_trials,
@@ -93,6 +92,7 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
             worker=job.slot.worker_id,
             device=job.slot.device,
         )
+        ran = get_backend(spec).run_worker(context, plugins, task)
         recycled = job.max_trials is not None and ran >= job.max_trials
         if recycled or (job.memory_limit_mb and resident_memory_mb() > job.memory_limit_mb):
             raise SystemExit(EXIT_RECYCLE)

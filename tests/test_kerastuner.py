@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from harness.backends import check_backend
+from harness.backends.kerastuner.config import config as kerastuner_config
 from harness.errors import HarnessError, StudyFileError
 from harness.study import load_study
 
@@ -198,7 +199,8 @@ def test_too_many_failures_in_a_row_stop_with_one_message_then_retry(
 
 
 def test_conditional_parameters_translate(tmp_path, write_study, plugins):
-    from harness.backends.kerastuner import declare_space, make_oracle, sample_params, translate
+    from harness.backends.kerastuner.space import declare_space, sample_params, translate
+    from harness.backends.kerastuner.tuner import make_oracle
 
     text = study(
         kerastuner="",
@@ -259,7 +261,8 @@ batch_norm = {choice = [true, false], when = "dense_layers > 3"}""",
 def test_kerastuner_section_is_checked(write_study, plugins, change, message):
     text = study().replace('tuner = "random"', change)
     if message is None:
-        assert load_study(write_study(text), plugins).kerastuner.tuner == "random"
+        spec = load_study(write_study(text), plugins)
+        assert kerastuner_config(spec).tuner == "random"
         return
     with pytest.raises(StudyFileError, match=message):
         check_backend(load_study(write_study(text), plugins))

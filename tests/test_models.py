@@ -382,3 +382,31 @@ def test_generation_works_from_the_saved_file_in_safe_mode(fx_plugins, tmp_path)
     text = generate(loaded, "Washington DC is", words=2)
     assert text.startswith("Washington Dc Is ") and len(text.split()) == 5
     assert generate(loaded, "the school district", words=2) == "The School District Has New"
+
+
+# --- GPU-only train options -----------------------------------------------------------------
+
+
+def test_gpu_train_options_are_ignored_with_one_notice_on_cpu(fx_plugins, tmp_path, caplog):
+    """train.mixed_precision and train.jit_compile need a GPU: on a CPU each is ignored with
+    one warning per process, the model computes in float32, and the trial completes."""
+    import keras
+
+    import harness.pipeline as pipeline
+
+    pipeline._NOTICED.clear()
+    options = {"mixed_precision": True, "jit_compile": True, "epochs": 1, "batch_size": 6,
+               "optimizer": "sgd", "learning_rate": 0.01}
+    for number in (0, 1):
+        _, result = run_one(
+            fx_plugins, tmp_path, {"name": "fx_points", "with_validation": False},
+            {"name": "linear"}, options, number=number, objective="loss",
+        )
+        assert result.state == "complete", result.fail_reason
+        assert result.model.dtype_policy.name == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    notices = [r.getMessage() for r in caplog.records if "is ignored: no GPU" in r.getMessage()]
+    assert notices == [
+        "train.mixed_precision = true is ignored: no GPU is visible to this worker",
+        "train.jit_compile = true is ignored: no GPU is visible to this worker",
+    ]

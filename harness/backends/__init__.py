@@ -6,19 +6,33 @@ found by :func:`harness.backends.base.load_backend`.
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover - types only
-    from harness.study import StudySpec
+from harness.backends.base import backend_config, load_backend
+from harness.errors import HarnessError, StudyFileError
+from harness.registry import BUILT_IN_BACKENDS
+from harness.study import StudySpec
 
 
-def check_backend(spec: StudySpec) -> StudySpec:
-    """Run the backend's own ``check_spec`` (what it cannot run as written, e.g. a
-    multi-objective KerasTuner study), raising StudyFileError naming the file; returns
+def check_backend(spec: StudySpec, assignments: dict[str, Any] | None = None) -> StudySpec:
+    """Validate the backends' own tables (``[optuna]``, ``[kerastuner]``: each with its
+    backend's ``Config`` model) and run the chosen backend's ``check_spec`` (what it cannot
+    run as written, e.g. a multi-objective KerasTuner study), raising StudyFileError naming
+    the file, or the ``--set`` among ``assignments`` that changed the failing table; returns
     the spec. ``harness validate``, ``run`` and ``worker`` call it after loading a study."""
-    from harness.errors import HarnessError, StudyFileError
-
+    chosen = spec.study.backend
+    for name in spec.backend_tables:
+        if name != chosen and name not in BUILT_IN_BACKENDS:
+            continue  # another installed backend's table: checked when a study selects it
+        model = getattr(load_backend(name), "Config", None)
+        if model is None:
+            raise StudyFileError(f"{spec.path}: [{name}]: backend {name!r} takes no table")
+        try:
+            backend_config(spec, name, model)
+        except HarnessError as exc:
+            raise _blamed(spec, name, exc, assignments or {}) from None
     check = getattr(get_backend(spec), "check_spec", None)
     if check is not None:
         try:
@@ -28,8 +42,18 @@ def check_backend(spec: StudySpec) -> StudySpec:
     return spec
 
 
+def _blamed(spec: StudySpec, table: str, exc: HarnessError, assignments: dict) -> StudyFileError:
+    """The error, attributed to the ``--set`` of the key it names, if there is one."""
+    culprits = [
+        key for key in assignments
+        if key.split(".", 1)[0] == table and key.split(".", 1)[-1].split(".")[0] in str(exc)
+    ]
+    if culprits:
+        shown = json.dumps(assignments[culprits[-1]], default=str)
+        return StudyFileError(f"--set {culprits[-1]}={shown}: {exc}")
+    return StudyFileError(f"{spec.path}: {exc}")
+
+
 def get_backend(spec: StudySpec) -> ModuleType:
     """The backend module named by ``[study].backend`` (see :mod:`harness.backends.base`)."""
-    from harness.backends.base import load_backend
-
     return load_backend(spec.study.backend)

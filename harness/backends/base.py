@@ -14,23 +14,56 @@ and a study selects it with ``[study].backend = "mine"``.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
 
 from harness.errors import PluginError
+from harness.registry import BUILT_IN_BACKENDS, backend_entry_points, backend_names
+from harness.study import StudySpec, validate_section
 
-ENTRY_POINT_GROUP = "harness.backends"
-BUILT_IN = {"optuna": "harness.backends.optuna", "kerastuner": "harness.backends.kerastuner"}
+__all__ = [
+    "REQUIRED", "SearchBackend", "WorkerTask", "backend_config", "backend_names", "better",
+    "load_backend",
+]
+Config = TypeVar("Config", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+    """What one call of a backend's ``run_worker`` is asked to do.
+
+    ``storage_url``: the study's storage (what ``prepare`` returned); ``budget``: trials
+    the whole study counts toward (``--trials``); ``deadline``: a ``time.time()`` after
+    which no trial starts; ``max_trials``: return after this many (a worker is recycled);
+    ``memory_limit_mb``: return between trials once this process holds more;
+    ``worker``/``device``: this worker's id and device, recorded with each trial;
+    ``on_trial_done()``: called after each trial (an in-process run's results writer).
+    """
+
+    storage_url: str
+    budget: int
+    deadline: float | None = None
+    max_trials: int | None = None
+    worker: str = "main"
+    device: str = "cpu"
+    memory_limit_mb: float | None = None
+    on_trial_done: Callable[[], None] | None = None
 
 
 @runtime_checkable
 class SearchBackend(Protocol):
     """What the orchestrator, the workers and ``harness show`` call on a backend.
 
-    Optional extras, used when present: ``check_spec(spec)`` (refuse a study the
-    backend cannot run, raising StudyFileError), ``distributed_slots(spec, slots)``
+    Optional extras, used when present: ``Config`` (the pydantic model of the
+    backend's own table in a study file, named after the backend, e.g. ``[optuna]``;
+    ``harness.backends.check_backend`` validates it before anything runs, and the
+    backend reads it with :func:`backend_config`), ``check_spec(spec)`` (refuse a
+    study the backend cannot run, raising StudyFileError), ``distributed_slots(spec, slots)``
     (rewrite the worker slots, e.g. KerasTuner's chief), ``search_over(spec, url)``
     (the search ended before the budget, e.g. a finished grid) and
     ``requeue_interrupted(spec, url)`` (re-enqueue interrupted trials now).
@@ -41,20 +74,7 @@ class SearchBackend(Protocol):
     ) -> str:
         """Create or open the study's storage before any worker starts; return its URL."""
 
-    def run_worker(
-        self,
-        context: Any,
-        plugins: Any,
-        *,
-        storage_url_: str,
-        budget: int,
-        deadline: float | None = None,
-        max_trials: int | None = None,
-        worker: str = "main",
-        device: str = "cpu",
-        memory_limit_mb: float | None = None,
-        on_trial_done: Any = None,
-    ) -> int:
+    def run_worker(self, context: Any, plugins: Any, task: WorkerTask) -> int:
         """Pull and run trials (each through ``harness.trial.run_trial``) until the budget,
         the deadline or ``max_trials``; return how many this call ran."""
 
@@ -75,21 +95,12 @@ class SearchBackend(Protocol):
 REQUIRED = ("prepare", "run_worker", "records", "progress", "fail_orphans", "orphaned_pids")
 
 
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def backend_names() -> list[str]:
-    """Every backend a study may name: the built-ins and the installed entry points."""
-    return sorted(set(BUILT_IN) | set(_entry_points()))
-
-
 def load_backend(name: str) -> ModuleType:
     """The backend called ``name``, checked against :class:`SearchBackend`."""
-    if name in BUILT_IN:
-        backend = importlib.import_module(BUILT_IN[name])
+    if name in BUILT_IN_BACKENDS:
+        backend = importlib.import_module(BUILT_IN_BACKENDS[name])
     else:
-        entry = _entry_points().get(name)
+        entry = backend_entry_points().get(name)
         if entry is None:
             raise PluginError(
                 f"unknown backend {name!r}; installed: {', '.join(backend_names())}"
@@ -107,6 +118,12 @@ def load_backend(name: str) -> ModuleType:
             "SearchBackend)"
         )
     return backend
+
+
+def backend_config(spec: StudySpec, name: str, model: type[Config]) -> Config:
+    """The study's ``[name]`` table validated by the backend's ``model`` (defaults for
+    what the table leaves out; every default when there is no table)."""
+    return validate_section(f"[{name}]", model, spec.backend_tables.get(name, {}))
 
 
 def better(value: float, others: list[float], direction: str) -> bool:

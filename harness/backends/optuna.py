@@ -9,12 +9,13 @@ import socket
 import time
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness.backends.base import better
+from harness.backends.base import WorkerTask, backend_config, better
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive
 from harness.errors import HarnessError, TrialPruned
@@ -36,6 +37,31 @@ HOST = socket.gethostname()
 ENQUEUED_FLAG = "harness:enqueued"
 
 
+class Config(BaseModel):
+    """The ``[optuna]`` table of a study file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sampler: Literal["tpe", "random", "cmaes", "gp", "nsga2"] = Field(
+        "tpe", description="Optuna's sampler (multivariate TPE by default)"
+    )
+    pruner: Literal["median", "hyperband", "successive_halving", "none"] = Field(
+        "median", description="stops unpromising trials at an epoch; none: never"
+    )
+    storage: str | None = Field(
+        None,
+        description="an Optuna storage URL (postgresql://, mysql://, sqlite://) or a journal "
+        "file; default runs/<name>/optuna.journal",
+    )
+    startup_trials: int = Field(3, ge=0, description="trials before the pruner and TPE act")
+    warmup_epochs: int = Field(1, ge=0, description="epochs before a trial may be pruned")
+
+
+def config(spec: StudySpec) -> Config:
+    """The study's validated ``[optuna]`` table."""
+    return backend_config(spec, "optuna", Config)
+
+
 def worker_seed(seed: int | None, worker: str, trials_before: int) -> int | None:
     """The sampler seed of one worker process.
 
@@ -52,9 +78,9 @@ def worker_seed(seed: int | None, worker: str, trials_before: int) -> int | None
 
 def make_sampler(spec: StudySpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
     """The sampler the study names, seeded with ``seed`` (default ``[study].seed``)."""
-    name = spec.optuna.sampler
+    name = config(spec).sampler
     seed = spec.study.seed if seed is None else seed
-    startup = spec.optuna.startup_trials
+    startup = config(spec).startup_trials
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -79,7 +105,8 @@ def make_sampler(spec: StudySpec, seed: int | None = None) -> optuna.samplers.Ba
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     """The pruner the study names; multi-objective studies are never pruned (Optuna can't)."""
-    name = spec.optuna.pruner
+    settings = config(spec)
+    name = settings.pruner
     if name == "none" or spec.multi_objective:
         return optuna.pruners.NopPruner()
     if name == "hyperband":
@@ -87,13 +114,13 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner()
     return optuna.pruners.MedianPruner(
-        n_startup_trials=spec.optuna.startup_trials, n_warmup_steps=spec.optuna.warmup_epochs
+        n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_epochs
     )
 
 
 def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> str:
     """The storage in use: ``--storage``, then ``[optuna].storage``, else the run's journal file."""
-    return override or spec.optuna.storage or str(run_dir / JOURNAL_FILE)
+    return override or config(spec).storage or str(run_dir / JOURNAL_FILE)
 
 
 def make_storage(url: str) -> optuna.storages.BaseStorage:
@@ -400,19 +427,7 @@ def _keep_model(study, spec, context, ctx, result, values) -> None:
     prune_trial_models(context.run_dir, keep, finished | {ctx.number})
 
 
-def run_worker(
-    context: StudyContext,
-    plugins: Any,
-    *,
-    storage_url_: str,
-    budget: int,
-    deadline: float | None = None,
-    max_trials: int | None = None,
-    worker: str = "main",
-    device: str = "cpu",
-    memory_limit_mb: float | None = None,
-    on_trial_done: Any = None,
-) -> int:
+def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
     """Pull and run trials until the budget, the deadline or ``max_trials`` is reached.
 
     ``on_trial_done()`` (an in-process run's results writer) is called after each trial.
@@ -422,6 +437,11 @@ def run_worker(
     trial goes through :func:`harness.trial.run_trial`; a failing trial is recorded
     with its reason and the loop goes on.
     """
+    storage_url_, budget, deadline = task.storage_url, task.budget, task.deadline
+    max_trials, memory_limit_mb, on_trial_done = (
+        task.max_trials, task.memory_limit_mb, task.on_trial_done
+    )
+    worker, device = task.worker, task.device
     from harness.devices import resident_memory_mb
     from harness.trial import StudyAborted, release_trial_memory, run_trial
 

@@ -5,7 +5,8 @@
 (``$KERAS_HOME/datasets``, default ``~/.keras/datasets``) from its published
 URL and unzipped there; offline (or with ``HARNESS_OFFLINE=1``) the error says
 which archive to fetch and how to lay it out for ``path``. Decoding and caching
-are ``image_folder``'s: once per (dataset, parameters), shared by every trial.
+are ``image_folder``'s (the decoder and layout finder :mod:`harness._images`'s):
+once per (dataset, parameters), shared by every trial.
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ from harness_plugins.datasets.image_folder import (
     ImageFolderParams,
     ImageSize,
     check_image_layout,
-    decode_image,
     file_lock,
-    find_layout,
     load_image_layout,
-    merge_aliases,
-    unwrap_folder,
 )
 from pydantic import Field
 
 import harness
+from harness._images import decode_image, find_layout, merge_aliases, unwrap_folder
 from harness.data import Dataset, LoadContext
 from harness.download import fetch, keras_cache_dir
 from harness.errors import HarnessError

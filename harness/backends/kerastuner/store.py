@@ -1,0 +1,254 @@
+"""The KerasTuner project directory and the harness's trial records in it.
+
+The project (``runs/<study>/kerastuner/<study>`` unless ``--storage`` names another
+directory) is KerasTuner's own (``oracle.json``, ``tuner0.json``,
+``trial_<id>/trial.json``), with the harness's per-trial record next to each trial
+(``trial_<id>/harness.json``), the tuner the project was created with
+(``harness_project.json``) and, when the oracle ended the search before the budget,
+``harness_stopped.json``. Results are read from these files alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import better
+from harness.backends.kerastuner.config import config
+from harness.backends.kerastuner.space import EPOCHS
+from harness.devices import process_alive
+from harness.errors import HarnessError
+
+HOST = socket.gethostname()
+PROJECTS_DIR = "kerastuner"
+RECORD_FILE = "harness.json"
+PROJECT_FILE = "harness_project.json"
+STOPPED_FILE = "harness_stopped.json"
+CHIEF_DONE_FILE = "harness_chief_done.json"
+BEST_LOCK = ".harness_best.lock"
+FINISHED = ("complete", "pruned", "failed")
+_STATES = {"COMPLETED": "complete", "FAILED": "failed", "INVALID": "failed", "RUNNING": "running"}
+
+
+def project_path(spec, run_dir: Path, override: str | None = None) -> Path:
+    """The KerasTuner project directory: ``--storage`` or ``runs/<study>/kerastuner/<study>``."""
+    if override:
+        if "://" in override:
+            raise HarnessError(
+                f"--storage {override}: the kerastuner backend keeps its project in a "
+                "directory; give a path (a shared filesystem for several machines)"
+            )
+        return Path(override)
+    return run_dir / PROJECTS_DIR / spec.name
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _record_path(project: Path, trial_id: str) -> Path:
+    return project / f"trial_{trial_id}" / RECORD_FILE
+
+
+def _stored_records(project: Path, spec=None) -> list[dict[str, Any]]:
+    """Every trial's record: ours (``harness.json``), else one read from ``trial.json``."""
+    found = []
+    for trial_dir in sorted(project.glob("trial_*")):
+        record = _read_json(trial_dir / RECORD_FILE)
+        if not record and spec is not None:
+            record = _record_from_kerastuner(trial_dir / "trial.json", spec)
+        if record:
+            found.append(record)
+    return sorted(found, key=lambda r: r["number"])
+
+
+def _record_from_kerastuner(path: Path, spec) -> dict[str, Any]:
+    """A trial that never reached the harness's runner (or whose record is missing)."""
+    trial = _read_json(path)
+    state = _STATES.get(trial.get("status"))
+    if state is None or not str(trial.get("trial_id", "")).isdigit():
+        return {}
+    values = trial.get("hyperparameters", {}).get("values", {})
+    searched = spec.space.searched_names()
+    params = {k: v for k, v in values.items() if k in searched}
+    if "tuner/epochs" in values and EPOCHS in searched:
+        params[EPOCHS] = values["tuner/epochs"]
+    metric = spec.objectives[0].metric
+    return {
+        "number": int(trial["trial_id"]),
+        "trial_id": trial["trial_id"],
+        "state": state,
+        "values": {metric: trial.get("score") if state == "complete" else None},
+        "params": params,
+        "fail_reason": _last_line(trial.get("message")) if state == "failed" else None,
+    }
+
+
+def _last_line(message: str | None) -> str | None:
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    return last.split(": ", 1)[1] if "Error: " in last else last
+
+
+def _check_project(spec, project: Path) -> None:
+    """The project must have been created with the same tuner and objective."""
+    objective = spec.objectives[0]
+    wanted = {
+        "tuner": config(spec).tuner,
+        "objective": objective.metric,
+        "direction": objective.direction,
+    }
+    stored = _read_json(project / PROJECT_FILE)
+    if stored:
+        changed = {k: stored.get(k) for k, v in wanted.items() if stored.get(k) != v}
+        if changed:
+            now = {k: wanted[k] for k in changed}
+            raise HarnessError(
+                f"the KerasTuner project {project} was created with {changed}, the study now "
+                f"says {now}; rename the study or use another --runs-dir"
+            )
+        return
+    _write_json(project / PROJECT_FILE, wanted)
+
+
+def progress(spec, url: str) -> tuple[int, float | None]:
+    """(finished trials, best value of the objective so far)."""
+    stored = _stored_records(Path(url), spec)
+    done = sum(1 for r in stored if r.get("state") in FINISHED)
+    metric = spec.objectives[0].metric
+    values = [
+        r["values"].get(metric)
+        for r in stored
+        if r.get("state") == "complete" and r.get("values", {}).get(metric) is not None
+    ]
+    if not values:
+        return done, None
+    pick = max if spec.objectives[0].direction == "maximize" else min
+    return done, pick(values)
+
+
+def records(spec, url: str) -> list:
+    """Every KerasTuner trial as a backend-agnostic :class:`harness.results.TrialRecord`."""
+    from harness.results import TrialRecord  # pandas: kept out of the backend's import
+
+    metric_names = [o.metric for o in spec.objectives]
+    out = []
+    for record in _stored_records(Path(url), spec):
+        values = record.get("values", {})
+        out.append(
+            TrialRecord(
+                number=record["number"],
+                state=record.get("state", "running"),
+                values={m: values.get(m) for m in metric_names},
+                params=dict(record.get("params", {})),
+                metrics=dict(record.get("metrics", {})),
+                duration_s=record.get("duration_s"),
+                worker=record.get("worker"),
+                device=record.get("device"),
+                fail_reason=record.get("fail_reason"),
+                history=dict(record.get("history", {})),
+            )
+        )
+    return out
+
+
+def fail_orphans(spec, url: str, reason_by_pid: dict[int, str]) -> int:
+    """Mark running trials of dead worker processes (by pid, this host) as failed.
+
+    KerasTuner itself would re-run such a trial (its oracle retries a trial left
+    running); a trial marked here is instead ended as failed when KerasTuner hands
+    it out again, as the Optuna backend does. Returns how many trials were marked.
+    """
+    marked = 0
+    for path in Path(url).glob(f"trial_*/{RECORD_FILE}"):
+        record = _read_json(path)
+        pid = record.get("pid")
+        if record.get("state") == "running" and record.get("host") == HOST and pid in reason_by_pid:
+            record.update(state="failed", fail_reason=reason_by_pid[pid], orphaned=True)
+            _write_json(path, record)
+            marked += 1
+    return marked
+
+
+def orphaned_pids(spec, url: str) -> dict[int, str]:
+    """Pids on this host that own running trials but no longer exist (a killed earlier run)."""
+    dead: dict[int, str] = {}
+    for path in Path(url).glob(f"trial_*/{RECORD_FILE}"):
+        record = _read_json(path)
+        pid = record.get("pid")
+        if record.get("state") == "running" and record.get("host") == HOST:
+            if isinstance(pid, int) and not process_alive(pid):
+                dead[pid] = "interrupted: its worker process ended before the trial finished"
+    return dead
+
+
+def retry_failed(spec, url: str) -> int:
+    """Queue every failed trial for KerasTuner's own retry (``harness run --retry-failed``).
+
+    KerasTuner re-runs a retried trial in place: same number, same parameters, and
+    its new outcome replaces the failure (until then its state reads ``waiting``).
+    It does not count toward the budget twice. Call it while no process holds the
+    oracle (the orchestrator does, before starting any worker).
+    """
+    project = Path(url)
+    state = _read_json(project / "oracle.json")
+    if not state:
+        return 0
+    failed = [r for r in _stored_records(project, spec) if r.get("state") == "failed"]
+    ids = [r["trial_id"] for r in failed if r.get("trial_id") is not None]
+    for trial_id in ids:
+        path = _record_path(project, trial_id)
+        record = _read_json(path)
+        if record:
+            record.update(state="waiting", orphaned=False, pid=None)
+            _write_json(path, record)
+    state["retry_queue"] = [*[t for t in state["retry_queue"] if t not in ids], *reversed(ids)]
+    state["end_order"] = [t for t in state["end_order"] if t not in ids]
+    _write_json(project / "oracle.json", state)
+    return len(ids)
+
+
+def search_over(spec, url: str) -> bool:
+    """True when the oracle ended the search before the budget (grid done, space exhausted,
+    too many failures in a row): the orchestrator then stops restarting workers."""
+    return (Path(url) / STOPPED_FILE).is_file()
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    import fcntl  # POSIX only: imported here so the module imports everywhere
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_best(project: Path, spec, value: float, number: int) -> bool:
+    metric = spec.objectives[0].metric
+    values = [
+        r["values"][metric]
+        for r in _stored_records(project)
+        if r.get("state") == "complete"
+        and r["number"] != number
+        and r.get("values", {}).get(metric) is not None
+    ]
+    return better(value, values, spec.objectives[0].direction)

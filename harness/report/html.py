@@ -1,0 +1,175 @@
+"""The report page: overview, search space, best trial, each section's plots and notes,
+and the trials table."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Any
+
+from harness.report.data import ReportData, _missing
+from harness.report.plots import Section
+
+#: Rows of the summary table in the HTML (the whole table is in trials.csv).
+TABLE_ROWS = 30
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
+       padding: 0 1em; }
+h1 { margin-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; }
+td.text, th.text { text-align: left; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #555; }
+.note { color: #444; }
+.best { background: #eef6ee; padding: 0.6em 1em; border-left: 4px solid #4a4; }
+nav a { margin-right: 1em; }
+"""
+
+
+def render_html(data: ReportData, sections: list[Section]) -> str:
+    """The report page: overview, search space, best trial, plots, trials table."""
+    esc = html.escape
+    meta, table = data.meta, data.table
+    name = meta.get("name", data.run_dir.name)
+    counts = table["state"].value_counts().to_dict() if not table.empty else {}
+    count_text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
+    objective_text = ", ".join(f"{o['metric']} ({o['direction']})" for o in data.objectives)
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>harness report: {esc(name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Study {esc(name)}</h1>",
+        f"<p>Backend {esc(str(meta.get('backend', '?')))}; objective {esc(objective_text)}; "
+        f"trials: {esc(count_text)}. Generated {datetime.now():%Y-%m-%d %H:%M} from "
+        f"<code>{esc(str(data.run_dir))}</code>.</p>",
+    ]
+    if len(data.objectives) > 1:
+        out.append(
+            f'<p class="note">Several objectives: the plots use the first one, '
+            f"{esc(data.metric or '')}.</p>"
+        )
+    out.append("<nav>" + "".join(
+        f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections
+    ) + '<a href="#trials">Trials</a></nav>')
+    out += _best_html(data)
+    out += _space_html(data)
+    for note in data.notes:
+        out.append(f'<p class="note">{esc(note)}</p>')
+    for section in sections:
+        out.append(f'<h2 id="{section.anchor}">{esc(section.title)}</h2>')
+        for file, caption in section.images:
+            out.append(
+                f'<figure><img src="{esc(file)}" alt="{esc(caption)}">'
+                f"<figcaption>{esc(caption)}</figcaption></figure>"
+            )
+        for note in section.notes:
+            text = note if section.anchor == "curves" else esc(note)
+            out.append(f'<p class="note">{text}</p>')
+    out += _table_html(data)
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _best_html(data: ReportData) -> list[str]:
+    esc = html.escape
+    if data.complete.empty:
+        reasons = (
+            data.table["fail_reason"].dropna().value_counts()
+            if "fail_reason" in data.table.columns else None
+        )
+        text = "No trial completed."
+        if reasons is not None and not reasons.empty:
+            text += f" Most common failure: {esc(str(reasons.index[0]))}"
+        return [f'<p class="best">{text}</p>']
+    best = data.complete.iloc[0]
+    params = ", ".join(
+        f"{esc(n)} = {esc(_show(best[n]))}" for n in data.searched if not _missing(best[n])
+    )
+    values = ", ".join(
+        f"{esc(o['metric'])} = {esc(_show(best[o['metric']]))}"
+        for o in data.objectives if o["metric"] in best.index
+    )
+    tests = [c for c in data.table.columns if str(c).startswith("test_")]
+    measured = ", ".join(
+        f"{esc(c)} = {esc(_show(best[c]))}" for c in tests if not _missing(best[c])
+    )
+    test_line = f"<br>test split (measured once): {measured}" if measured else ""
+    return [
+        f'<p class="best"><b>Best trial #{int(best["number"])}</b>: {values}{test_line}<br>'
+        f"{params or 'no searched parameters'}</p>"
+    ]
+
+
+def _space_html(data: ReportData) -> list[str]:
+    esc = html.escape
+    searched = data.meta.get("searched", {})
+    if not searched:
+        return ['<p class="note">No searched parameters recorded in study.json.</p>']
+    rows = ['<h2 id="space">Search space</h2>', "<table>",
+            '<tr><th class="text">parameter</th><th class="text">domain</th>'
+            '<th class="text">sampled when</th></tr>']
+    for name, info in searched.items():
+        info = info if isinstance(info, dict) else {"domain": info}
+        rows.append(
+            f'<tr><td class="text">{esc(name)}</td><td class="text">'
+            f"{esc(str(info.get('domain', '')))}</td><td class=\"text\">"
+            f"{esc(str(info.get('condition') or 'always'))}</td></tr>"
+        )
+    rows.append("</table>")
+    literals = data.meta.get("literals") or {}
+    if literals:
+        fixed = ", ".join(f"{esc(k)} = {esc(_show(v))}" for k, v in literals.items())
+        rows.append(f'<p class="note">Fixed: {fixed}</p>')
+    return rows
+
+
+def _table_html(data: ReportData) -> list[str]:
+    esc = html.escape
+    table = data.table
+    out = ['<h2 id="trials">Trials</h2>']
+    if table.empty:
+        return out + ['<p class="note">No trials recorded.</p>']
+    columns = ["number", "state"]
+    columns += [o["metric"] for o in data.objectives]
+    columns += [c for c in table.columns if str(c).startswith("test_")]
+    columns += data.searched
+    columns += ["val_loss", "loss", "epochs_run", "duration_s", "retry_of", "fail_reason"]
+    seen: list[str] = []
+    for column in columns:
+        if column in table.columns and column not in seen:
+            seen.append(column)
+    shown = table.head(TABLE_ROWS)
+    out.append("<table><tr>" + "".join(
+        f'<th class="{"text" if c in ("state", "fail_reason") else ""}">{esc(c)}</th>'
+        for c in seen
+    ) + "</tr>")
+    for _, row in shown.iterrows():
+        cells = []
+        for column in seen:
+            value = row[column]
+            text = "" if _missing(value) else _show(value)
+            cls = "text" if column in ("state", "fail_reason") else ""
+            cells.append(f'<td class="{cls}">{esc(text)}</td>')
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    if len(table) > TABLE_ROWS:
+        out.append(
+            f'<p class="note">Showing the best {TABLE_ROWS} of {len(table)} trials; '
+            'all of them are in <a href="../trials.csv">trials.csv</a>.</p>'
+        )
+    return out
+
+
+def _show(value: Any) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e12:
+            return str(int(value))
+        return f"{value:.4g}"
+    return str(value)
