@@ -21,10 +21,24 @@ class DownloadUnavailable(HarnessError):
     """The dataset is neither on disk nor downloadable; the message says what to do."""
 
 
+def keras_home() -> Path:
+    """Keras's own folder: ``$KERAS_HOME``, default ``~/.keras``."""
+    return Path(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
+
+
 def keras_cache_dir() -> Path:
-    """Where Keras keeps downloaded datasets (``$KERAS_HOME/datasets``, default ~/.keras)."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets"
+    """Where Keras keeps downloaded datasets (``$KERAS_HOME/datasets``)."""
+    return keras_home() / "datasets"
+
+
+def keras_models_dir() -> Path:
+    """Where Keras keeps downloaded weights and class indices (``$KERAS_HOME/models``)."""
+    return keras_home() / "models"
+
+
+def offline() -> bool:
+    """Whether ``HARNESS_OFFLINE`` forbids trying the network (1, true or yes)."""
+    return os.environ.get("HARNESS_OFFLINE", "") in ("1", "true", "yes")
 
 
 def fetch(
@@ -45,7 +59,7 @@ def fetch(
     cached = keras_cache_dir() / fname
     if cached.exists() and not extract:
         return cached
-    if os.environ.get("HARNESS_OFFLINE", "") in ("1", "true", "yes"):
+    if offline():
         raise DownloadUnavailable(
             f"{fname} is not in the Keras cache ({cached}) and HARNESS_OFFLINE is set; "
             + offline_help

@@ -22,7 +22,6 @@ Models load in Keras safe mode (no ``Lambda`` code) unless ``--unsafe``.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import zipfile
@@ -33,6 +32,7 @@ import numpy as np
 
 from harness._images import read_image
 from harness.card import find_decoder, parse_card
+from harness.download import DEFAULT_TIMEOUT_S, keras_models_dir, offline
 from harness.errors import HarnessError
 
 #: --pretrained name -> (keras.applications constructor, module, input side, weights file)
@@ -303,13 +303,11 @@ def doggy_door(class_id: int) -> str:
 def _pretrained_model(name: str, weights: Path | None):
     import keras
 
-    from harness.download import DEFAULT_TIMEOUT_S
-
     constructor_name, _, _, filename = PRETRAINED[name]
     constructor = getattr(keras.applications, constructor_name)
     help_text = (
         f"download {filename} where a network is available and pass --weights /path/to/"
-        f"{filename} (or put it in {_keras_models_dir()})"
+        f"{filename} (or put it in {keras_models_dir()})"
     )
     if weights is not None:
         if not weights.is_file():
@@ -321,9 +319,9 @@ def _pretrained_model(name: str, weights: Path | None):
                 f"--weights {weights} does not fit {name} with its classifier "
                 f"({type(exc).__name__}: {str(exc).strip()[:200]}); expected {filename}"
             ) from None
-    if _offline() and not (_keras_models_dir() / filename).is_file():
+    if offline() and not (keras_models_dir() / filename).is_file():
         raise HarnessError(
-            f"the ImageNet weights of {name} are not in {_keras_models_dir()} and "
+            f"the ImageNet weights of {name} are not in {keras_models_dir()} and "
             f"HARNESS_OFFLINE is set; {help_text}"
         )
     previous = socket.getdefaulttimeout()
@@ -339,18 +337,8 @@ def _pretrained_model(name: str, weights: Path | None):
         socket.setdefaulttimeout(previous)
 
 
-def _offline() -> bool:
-    return os.environ.get("HARNESS_OFFLINE", "") in ("1", "true", "yes")
-
-
-def _keras_models_dir() -> Path:
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
-
-
 def _imagenet_names(module, predictions: np.ndarray, top: int) -> list[list[tuple[str, float]]]:
     """Decoded (name, probability) pairs; class ids when the class index is unavailable."""
-    from harness.download import DEFAULT_TIMEOUT_S
 
     def class_ids() -> list[list[tuple[str, float]]]:
         print(
@@ -363,7 +351,7 @@ def _imagenet_names(module, predictions: np.ndarray, top: int) -> list[list[tupl
             rows.append([(f"class {i}", float(row[i])) for i in order])
         return rows
 
-    if _offline() and not (_keras_models_dir() / CLASS_INDEX_FILE).is_file():
+    if offline() and not (keras_models_dir() / CLASS_INDEX_FILE).is_file():
         return class_ids()
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DEFAULT_TIMEOUT_S)

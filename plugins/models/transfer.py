@@ -9,7 +9,6 @@ of the model, so a saved model takes the same [0, 1] images the loaders produce.
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Literal
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import harness
 from harness.data import DatasetInfo
-from harness.download import DEFAULT_TIMEOUT_S
+from harness.download import DEFAULT_TIMEOUT_S, keras_models_dir, offline
 from harness.errors import HarnessError, TrialFailed
 from harness.models import BuiltModel, FineTune, output_layer
 
@@ -74,15 +73,6 @@ class TransferParams(BaseModel):
         raise ValueError('use "imagenet", "none" or the path of a .h5 / .weights.h5 file')
 
 
-def _offline() -> bool:
-    return os.environ.get("HARNESS_OFFLINE", "") in ("1", "true", "yes")
-
-
-def _keras_models_dir() -> Path:
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
-
-
 def _weights_help(backbone: str) -> str:
     return (
         f"download {IMAGENET_FILES[backbone]} where a network is available and set "
@@ -93,10 +83,10 @@ def _weights_help(backbone: str) -> str:
 
 def _imagenet_backbone(constructor, backbone: str, input_shape):
     """The backbone with ImageNet weights from Keras's cache or the network, or a clear error."""
-    cached = list(_keras_models_dir().glob(IMAGENET_FILES[backbone].replace("224", "*")))
-    if _offline() and not cached:
+    cached = list(keras_models_dir().glob(IMAGENET_FILES[backbone].replace("224", "*")))
+    if offline() and not cached:
         raise HarnessError(
-            f"the ImageNet weights of {backbone} are not in {_keras_models_dir()} and "
+            f"the ImageNet weights of {backbone} are not in {keras_models_dir()} and "
             f"HARNESS_OFFLINE is set; {_weights_help(backbone)}"
         )
     previous = socket.getdefaulttimeout()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from harness.backends.kerastuner.config import config
 from harness.backends.kerastuner.space import EPOCHS
 from harness.devices import process_alive
 from harness.errors import HarnessError
+from harness.files import write_text_atomic
 
 HOST = socket.gethostname()
 PROJECTS_DIR = "kerastuner"
@@ -54,10 +54,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 def _record_path(project: Path, trial_id: str) -> Path:
