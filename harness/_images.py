@@ -124,10 +124,24 @@ def find_layout(
 
 
 def _class_files(folder: Path, limit: int | None) -> list[Path]:
-    files = sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and _visible(p) and all(_visible(q) for q in p.relative_to(folder).parents)
-    )
+    """Every visible file under ``folder`` (none inside hidden folders), in path order.
+
+    ``os.scandir`` knows from the directory listing which entries are files, so a
+    warm start of a study lists a thousand images in milliseconds.
+    """
+    found: list[str] = []
+    pending = [str(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if not _visible(Path(entry.name)):
+                    continue
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif entry.is_file():
+                    found.append(entry.path)
+    found.sort(key=lambda path: path.split(os.sep))  # the order of sorted Path objects
+    files = [Path(path) for path in found]
     return files[:limit] if limit else files
 
 

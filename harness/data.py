@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,11 @@ class Dataset:
     ``train`` and ``validation`` yield ``(features, label)`` pairs; ``test`` is
     optional. Labels are integer class ids (binary: 0/1; multiclass and
     next_token: 0..num_classes-1) or floats for regression.
+
+    ``batch_map(x, y) -> (x, y)``, when set, turns a *batch* of any split into what the
+    model takes, e.g. uint8 images into float32 in [0, 1]: every consumer batches first
+    and then applies it (:meth:`model_batches`), so the work is vectorized once per batch
+    and the splits can be held in memory in their compact form.
     """
 
     info: DatasetInfo
@@ -55,6 +61,24 @@ class Dataset:
     validation: Any | None = None
     test: Any | None = None
     train_size: int | None = None
+    batch_map: Callable[[Any, Any], tuple[Any, Any]] | None = None
+
+    def model_batches(self, batches: Any) -> Any:
+        """Batches of one of this dataset's splits (``split.batch(n)``, shuffled or not),
+        as the model takes them: ``batch_map`` applied in a parallel map."""
+        if self.batch_map is None:
+            return batches
+        import tensorflow as tf  # lazy: imports TensorFlow
+
+        return batches.map(self.batch_map, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def model_split(self, name: str) -> Any:
+        """The unbatched split ``name`` as the model sees it (for inspection and tests;
+        training batches first, see :meth:`model_batches`)."""
+        split = getattr(self, name)
+        if split is None or self.batch_map is None:
+            return split
+        return self.model_batches(split.batch(1)).unbatch()
 
 
 @dataclass(frozen=True)

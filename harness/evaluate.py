@@ -121,7 +121,7 @@ def evaluate_trials(spec: Any, plugins: Any, run_dir: Path, numbers: list[int]) 
             return results
         biased = biased or dataset.info.preprocessing.get("validation_source") == "test"
         model = keras.models.load_model(model_path, compile=True)
-        batches = dataset.test.batch(train_params(params).batch_size)
+        batches = dataset.model_batches(dataset.test.batch(train_params(params).batch_size))
         measured = model.evaluate(batches, verbose=0, return_dict=True)
         metrics = {f"test_{name}": float(value) for name, value in measured.items()}
         results[number] = metrics

@@ -86,14 +86,17 @@ def feature_cache_key(built: BuiltModel, trial: TrialContext) -> str | None:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def compute_features(extractor: Any, split: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``extractor`` once over an unbatched ``(x, y)`` split, in order (one compiled
+def compute_features(
+    extractor: Any, dataset: Dataset, name: str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``extractor`` once over the split ``name`` of ``dataset``, in order (one compiled
     graph, not layer-by-layer eager calls)."""
     import tensorflow as tf
 
     run = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
     features, labels = [], []
-    for x, y in split.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+    batches = dataset.model_batches(getattr(dataset, name).batch(batch_size))
+    for x, y in batches.prefetch(tf.data.AUTOTUNE):
         features.append(run(x).numpy())
         labels.append(y.numpy())
     if not features:
@@ -140,10 +143,9 @@ def _features(built, dataset: Dataset, trial: TrialContext, batch_size: int):
     if arrays is None:
         arrays = {}
         for name in SPLITS:
-            split = getattr(dataset, name)
-            if split is not None:
+            if getattr(dataset, name) is not None:
                 arrays[f"{name}_x"], arrays[f"{name}_y"] = compute_features(
-                    built.frozen_base, split, batch_size
+                    built.frozen_base, dataset, name, batch_size
                 )
         if folder is not None:
             _save(folder, arrays, {"feature_key": built.extra["feature_key"],

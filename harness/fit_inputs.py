@@ -70,7 +70,7 @@ def training_pipelines(dataset: Dataset, train: TrainParams, augment: Any, seed:
     train_ds = dataset.train
     if train.shuffle_buffer:
         train_ds = train_ds.shuffle(train.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    train_ds = train_ds.batch(train.batch_size)
+    train_ds = dataset.model_batches(train_ds.batch(train.batch_size))
     if augment is not None:
         train_ds = train_ds.map(
             lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
@@ -80,7 +80,7 @@ def training_pipelines(dataset: Dataset, train: TrainParams, augment: Any, seed:
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     val_ds = None
     if dataset.validation is not None:
-        val_ds = dataset.validation.batch(train.batch_size)
+        val_ds = dataset.model_batches(dataset.validation.batch(train.batch_size))
         if train.validation_steps:
             val_ds = val_ds.take(train.validation_steps)
         val_ds = val_ds.prefetch(tf.data.AUTOTUNE)

@@ -92,8 +92,8 @@ def test_flat_tree_shapes_labels_and_skipped_files(tmp_path, caplog):
     assert info.preprocessing["color_mode"] == "rgb"
     assert info.preprocessing["rescale"] == pytest.approx(1 / 255)
     assert "skipped 2 unreadable files" in caplog.text
-    x_train, y_train = collect(ds.train)
-    x_val, y_val = collect(ds.validation)
+    x_train, y_train = collect(ds.model_split("train"))
+    x_val, y_val = collect(ds.model_split("validation"))
     assert ds.train_size == len(y_train) == 9 and len(y_val) == 3
     assert sorted(y_val.tolist()) == [0, 1, 2]  # stratified: one per class
     assert info.preprocessing["validation_source"] == "train" and ds.test is None
@@ -111,12 +111,13 @@ def test_grayscale_binary_and_rectangular_size(tmp_path):
     )
     assert ds.info.input_shape == (24, 40, 1)
     assert ds.info.task == "binary" and ds.info.num_classes == 2
-    x, y = collect(ds.train)
+    x, y = collect(ds.model_split("train"))
     assert x.shape[1:] == (24, 40, 1) and set(y.tolist()) <= {0, 1}
-    assert (len(y), len(collect(ds.validation)[1])) == (6, 2)  # a flat tree: 0.2 by default
+    validation = collect(ds.model_split("validation"))
+    assert (len(y), len(validation[1])) == (6, 2)  # a flat tree: 0.2 by default
     assert "0.2 of each class" in ds.info.preprocessing["validation"]
     rgb = load_image_folder(params(root, image_size=[24, 40]), LoadContext(tmp_path / "c2"))
-    assert collect(rgb.train)[0].shape[1:] == (24, 40, 3)
+    assert collect(rgb.model_split("train"))[0].shape[1:] == (24, 40, 3)
 
 
 def test_train_validation_test_tree(tmp_path):
@@ -126,8 +127,8 @@ def test_train_validation_test_tree(tmp_path):
     write_tree(root / "test", classes=("a_red", "b_green"), count=3, junk=False)
     ds = load_image_folder(params(tmp_path / "wrapper", image_size=16), LoadContext(tmp_path / "c"))
     assert ds.train_size == 10
-    assert len(collect(ds.validation)[1]) == 4
-    assert len(collect(ds.test)[1]) == 6
+    assert len(collect(ds.model_split("validation"))[1]) == 4
+    assert len(collect(ds.model_split("test"))[1]) == 6
     assert ds.info.preprocessing["validation_source"] == "validation"  # a real validation/
 
 
@@ -138,17 +139,18 @@ def test_train_and_test_holds_out_validation_from_train(tmp_path):
     ds = load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c", seed=4))
     assert ds.info.preprocessing["validation_source"] == "train"
     assert "0.1 of each class of the Training/ folder" in ds.info.preprocessing["validation"]
-    x_val, y_val = collect(ds.validation)
-    x_train, y_train = collect(ds.train)
+    x_val, y_val = collect(ds.model_split("validation"))
+    x_train, y_train = collect(ds.model_split("train"))
     assert ds.train_size == 27 and sorted(y_val.tolist()) == [0, 1, 2]  # 10% of each class
     assert (brightness(x_val) > 0.65).all(), "validation images must come from Training/"
     assert (brightness(x_train) > 0.65).all()
-    x_test, y_test = collect(ds.test)  # Test/ is the test split, whole
+    x_test, y_test = collect(ds.model_split("test"))  # Test/ is the test split, whole
     assert sorted(y_test.tolist()) == [0, 0, 1, 1, 2, 2] and (brightness(x_test) < 0.65).all()
     # seeded: the same seed holds out the same images, another seed others
     def held_out(seed: int) -> np.ndarray:
         context = LoadContext(tmp_path / "c", seed=seed)
-        return collect(load_image_folder(params(root, image_size=16), context).validation)[0]
+        loaded = load_image_folder(params(root, image_size=16), context)
+        return collect(loaded.model_split("validation"))[0]
 
     np.testing.assert_array_equal(held_out(4), x_val)
     assert not np.array_equal(held_out(5), x_val)
@@ -162,8 +164,8 @@ def test_validation_test_validates_on_test_and_keeps_it(tmp_path):
                            LoadContext(tmp_path / "c"))
     assert ds.info.preprocessing["validation_source"] == "test"
     assert ds.train_size == 12  # nothing held out of Training/
-    x_val, y_val = collect(ds.validation)
-    x_test, y_test = collect(ds.test)
+    x_val, y_val = collect(ds.model_split("validation"))
+    x_test, y_test = collect(ds.model_split("test"))
     assert len(y_val) == 6 and (brightness(x_val) < 0.65).all()  # the Test/ images
     np.testing.assert_array_equal(x_val, x_test)
     np.testing.assert_array_equal(y_val, y_test)
@@ -180,7 +182,8 @@ def test_validation_split_zero_means_no_validation(tmp_path):
     write_tree(root / "test", count=1, junk=False)
     ds = load_image_folder(params(root, image_size=16, validation_split=0),
                            LoadContext(tmp_path / "c"))
-    assert ds.validation is None and ds.train_size == 9 and len(collect(ds.test)[1]) == 3
+    assert ds.validation is None and ds.train_size == 9
+    assert len(collect(ds.model_split("test"))[1]) == 3
     assert ds.info.preprocessing["validation_source"] is None
 
 
@@ -231,9 +234,9 @@ def test_decoded_cache_is_reused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(image_folder, "decode_image", counting)
     context = LoadContext(tmp_path / "cache")
-    first = collect(load_image_folder(params(root, image_size=16), context).train)
+    first = collect(load_image_folder(params(root, image_size=16), context).model_split("train"))
     assert len(calls) == 14  # 12 images + 2 unreadable files, each tried once
-    second = collect(load_image_folder(params(root, image_size=16), context).train)
+    second = collect(load_image_folder(params(root, image_size=16), context).model_split("train"))
     assert len(calls) == 14  # nothing decoded again
     np.testing.assert_array_equal(first[0], second[0])
     assert len(list((tmp_path / "cache").glob("decoded-*/train_x.npy"))) == 0
@@ -294,14 +297,14 @@ def test_every_cache_mode_yields_the_same_data(tmp_path, caplog, options, mode):
     root = write_tree(tmp_path / "data", count=6, junk=False)
     caplog.set_level(logging.INFO, logger="harness_plugins.datasets.image_folder")
     reference = load_image_folder(params(root, image_size=192), LoadContext(tmp_path))
-    assert "float32 in memory" in caplog.text
+    assert "uint8 in memory" in caplog.text
     caplog.clear()
     other = load_image_folder(params(root, image_size=192, **options), LoadContext(tmp_path))
     assert mode in caplog.text
     assert other.train.cardinality().numpy() == reference.train_size == other.train_size
     for split in ("train", "validation"):
-        x_ref, y_ref = collect(getattr(reference, split))
-        x_other, y_other = collect(getattr(other, split))
+        x_ref, y_ref = collect(reference.model_split(split))
+        x_other, y_other = collect(other.model_split(split))
         order_ref = np.lexsort((x_ref.sum(axis=(1, 2, 3)), y_ref))
         order_other = np.lexsort((x_other.sum(axis=(1, 2, 3)), y_other))
         np.testing.assert_array_equal(y_ref[order_ref], y_other[order_other])
@@ -354,8 +357,8 @@ def test_named_dataset_download_layout_and_reuse(tmp_path, monkeypatch):
     ds = loader(params_model(image_size=16), LoadContext(tmp_path / "c"))
     assert ds.info.num_classes == 3 and ds.info.input_shape == (16, 16, 3)
     # rps/ holds out one image per class; rps-test-set/ is the test split
-    assert ds.train_size == 6 and len(collect(ds.validation)[1]) == 3
-    assert len(collect(ds.test)[1]) == 3
+    assert ds.train_size == 6 and len(collect(ds.model_split("validation"))[1]) == 3
+    assert len(collect(ds.model_split("test"))[1]) == 3
     assert ds.info.preprocessing["validation_source"] == "train"
     assert fetched == ["rps.zip", "rps-test-set.zip"]
     loader(params_model(image_size=16), LoadContext(tmp_path / "c"))
@@ -370,7 +373,7 @@ def test_named_dataset_accepts_unzipped_folders_side_by_side(tmp_path):
     ds = course_images._make_loader(dataset)(
         params_model(path=str(tmp_path), image_size=16), LoadContext(tmp_path / "c")
     )
-    assert ds.train_size == 8 and len(collect(ds.validation)[1]) == 4
+    assert ds.train_size == 8 and len(collect(ds.model_split("validation"))[1]) == 4
 
 
 def test_named_dataset_missing_path(tmp_path):
@@ -405,11 +408,11 @@ def test_named_datasets_on_shared_data(tmp_path, name):
     assert ds.info.task == ("binary" if classes == 2 else "multiclass")
     assert ds.info.input_shape == (size, size, 3)
     assert ds.train_size == n_train
-    x, y = collect(ds.validation)
+    x, y = collect(ds.model_split("validation"))
     assert len(y) == n_val and x.shape[1:] == (size, size, 3)
     assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.1
     assert ds.info.preprocessing["validation_source"] == source
-    assert (len(collect(ds.test)[1]) if ds.test is not None else 0) == n_test
+    assert (len(collect(ds.model_split("test"))[1]) if ds.test is not None else 0) == n_test
 
 
 def test_image_folder_on_shared_cats_vs_dogs(tmp_path):
@@ -419,7 +422,7 @@ def test_image_folder_on_shared_cats_vs_dogs(tmp_path):
         LoadContext(tmp_path),
     )
     assert ds.info.class_names == ("cats", "dogs") and ds.info.input_shape == (64, 48, 1)
-    assert ds.train_size == 8 and len(collect(ds.validation)[1]) == 8
+    assert ds.train_size == 8 and len(collect(ds.model_split("validation"))[1]) == 8
 
 
 def test_tiny_study_on_image_folder(tmp_path, write_study, run_study_in_process):
@@ -455,3 +458,21 @@ def test_tiny_study_on_image_folder(tmp_path, write_study, run_study_in_process)
     assert (table["state"] == "complete").all(), table.get("fail_reason")
     assert table["val_accuracy"].notna().all()
     assert list((outcome.run_dir / "cache").glob("*/decoded-*/manifest.json"))
+
+
+def test_images_are_held_as_uint8_and_scaled_per_batch(tmp_path):
+    """The splits stay uint8 in memory (4x smaller than float32); the trial runner's batches
+    are float32 in [0, 1], exactly the uint8 values / 255, augmentation or not."""
+    from harness.fit_inputs import training_pipelines
+    from harness.study import TrainParams
+
+    root = write_tree(tmp_path / "data", count=6, junk=False)
+    ds = load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c"))
+    raw_x, _ = collect(ds.train)
+    assert raw_x.dtype == np.uint8
+    train_ds, val_ds = training_pipelines(ds, TrainParams(batch_size=4, shuffle_buffer=0), None, 0)
+    batch_x = np.concatenate([x.numpy() for x, _ in train_ds])
+    assert batch_x.dtype == np.float32 and 0.0 <= batch_x.min() and batch_x.max() <= 1.0
+    np.testing.assert_allclose(batch_x, raw_x / 255.0, rtol=1e-6)
+    val_x = np.concatenate([x.numpy() for x, _ in val_ds])
+    np.testing.assert_allclose(val_x, collect(ds.validation)[0] / 255.0, rtol=1e-6)

@@ -25,10 +25,10 @@ Speed: every image is decoded and resized once per (dataset, parameters) into
 uint8 ``.npy`` files under the study's cache folder (``runs/<study>/cache/<key>/``),
 written atomically under a file lock so that concurrent worker processes decode
 once between them; every later trial and worker memory-maps them. Then, with
-``cache = "auto"``: images whose float32 size fits in ``memory_limit_mb`` are held
-in memory already scaled to [0, 1] (fastest); else, if their uint8 size fits,
-they are held as uint8 and scaled in a parallel ``tf.data`` map; else they stream
-from the memory-mapped files in shuffled chunks (scaled in the same map).
+``cache = "auto"``: images whose uint8 size fits in ``memory_limit_mb`` are held in
+memory as uint8; else they stream from the memory-mapped files in shuffled chunks.
+Either way they are scaled to float32 in [0, 1] once per *batch*, after shuffling
+and batching (the dataset's ``batch_map``), never converted as a whole.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ImageFolderParams(BaseModel):
         "memory: always in memory; disk: always streamed"
     )
     memory_limit_mb: int = Field(
-        2048, ge=1, description="memory for the images: float32 within it, else uint8 within "
+        2048, ge=1, description="memory for the decoded uint8 images: held in memory within "
         "it (cache = 'auto'), else streamed from the decoded files"
     )
 
@@ -284,27 +284,21 @@ def decoded_cache(
 # --------------------------------------------------------------------------- tf.data
 
 
-def _scale(x, y):
+def scale_batch(x, y):
+    """The image datasets' ``batch_map``: a batch of uint8 images -> float32 in [0, 1]."""
     import tensorflow as tf
 
     return tf.cast(x, tf.float32) * (1.0 / 255.0), y
 
 
-def _in_memory(mapped: np.ndarray, rows: np.ndarray, y: np.ndarray, as_float: bool):
-    """Rows of the decoded array held in memory: already float32 in [0, 1], or uint8 + map.
-
-    Pre-scaled floats cost 4x the memory but about double the images/s of a
-    per-epoch scale (no per-element allocation), so they are used within the limit.
-    """
+def _in_memory(mapped: np.ndarray, rows: np.ndarray, y: np.ndarray):
+    """Rows of the decoded uint8 array held in memory (scaled per batch by ``scale_batch``:
+    converting the whole set to float32 up front costs 4x the memory and, for the first
+    epochs, more time than it saves)."""
     import tensorflow as tf
 
     x = tf.constant(np.ascontiguousarray(mapped if len(rows) == len(mapped) else mapped[rows]))
-    if not as_float:
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        return ds.map(_scale, num_parallel_calls=tf.data.AUTOTUNE)
-    scaled, _ = _scale(x, y)  # once, for every epoch and trial of this process
-    del x
-    return tf.data.Dataset.from_tensor_slices((scaled, y))
+    return tf.data.Dataset.from_tensor_slices((x, y))
 
 
 def _streamed(x_path: Path, rows: np.ndarray, y: np.ndarray, shuffle: bool, seed: int,
@@ -331,8 +325,7 @@ def _streamed(x_path: Path, rows: np.ndarray, y: np.ndarray, shuffle: bool, seed
             tf.TensorSpec((None,), tf.int32),
         ),
     ).unbatch()
-    ds = ds.apply(tf.data.experimental.assert_cardinality(len(rows)))
-    return ds.map(_scale, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.apply(tf.data.experimental.assert_cardinality(len(rows)))
 
 
 def arrays_to_datasets(
@@ -390,8 +383,6 @@ def arrays_to_datasets(
     limit = memory_limit_mb * 2**20
     if cache == "disk":
         mode = "streamed"
-    elif 4 * total <= limit:
-        mode = "float32 in memory"
     elif cache == "memory" or total <= limit:
         mode = "uint8 in memory"
     else:
@@ -406,7 +397,7 @@ def arrays_to_datasets(
             out[role] = _streamed(path, rows, y, shuffle=role == "train", seed=seed)
         else:
             mapped = np.load(path, mmap_mode="r")
-            out[role] = _in_memory(mapped, rows, y, as_float=mode.startswith("float32"))
+            out[role] = _in_memory(mapped, rows, y)
     log.info(
         "image data: %s (%s)",
         ", ".join(f"{role} {len(picks[role][1])}" for role in ROLES if role in picks),
@@ -486,7 +477,7 @@ def load_image_layout(
             "validation_source": source,
         },
     )
-    return Dataset(info, train, validation, test, train_size=train_size)
+    return Dataset(info, train, validation, test, train_size=train_size, batch_map=scale_batch)
 
 
 def _validation_text(source: str | None, split: float, layout: dict[str, Path], seed: int) -> str:
