@@ -12,10 +12,13 @@ lets training see fewer images than the dataset holds, as ``--smoke`` does.)
 
 Features are kept per process (the most recent few) and, when the base's
 weights are the same in every trial (``extra["feature_key"]``: pretrained or
-from a file), on disk as ``.npy`` under ``<run_dir>/cache/features-<key>/``,
-keyed by (base, weights, image size, dataset and its parameters). A base with
-random weights differs per trial: its features are computed once per trial and
-not stored. Set ``HARNESS_FEATURE_CACHE=0`` to train on images every epoch.
+from a file), on disk as ``.npy`` under ``<runs-dir>/.cache/features-<key>/``
+(``HARNESS_FEATURE_CACHE_DIR`` to put them elsewhere), keyed by (base, weights,
+image size, dataset, its parameters and a digest of its first examples): every
+worker, every trial and every later study on the same data under the same runs
+directory reads them instead of running the base again. A base with random
+weights differs per trial: its features are computed once per trial and not
+stored. Set ``HARNESS_FEATURE_CACHE=0`` to train on images every epoch.
 """
 
 from __future__ import annotations
@@ -67,9 +70,13 @@ def applies(built: BuiltModel, trial: TrialContext) -> bool:
     )
 
 
-def feature_cache_key(built: BuiltModel, trial: TrialContext) -> str | None:
-    """A short stable key for (base and weights, dataset and its parameters), or None
-    when the base's weights are not shared between trials."""
+#: Examples of each split whose bytes go into the feature key (changed data, new key).
+DIGEST_EXAMPLES = 64
+
+
+def feature_cache_key(built: BuiltModel, dataset: Dataset, trial: TrialContext) -> str | None:
+    """A short stable key for (base and weights, dataset, its parameters and first
+    examples), or None when the base's weights are not shared between trials."""
     base_key = built.extra.get("feature_key")
     if not base_key:
         return None
@@ -80,10 +87,33 @@ def feature_cache_key(built: BuiltModel, trial: TrialContext) -> str | None:
             "base": base_key,
             "dataset": cache_key(spec.dataset.name, dataset_params),
             "seed": spec.study.seed or 0,  # loaders split with it
+            "data": _data_digest(dataset),
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _data_digest(dataset: Dataset) -> str:
+    """A digest of the split sizes and the first examples of each split, so that a study
+    on other data (the same dataset name and parameters, new files) gets a new key."""
+    digest = hashlib.sha256(f"{dataset.train_size}".encode())
+    for name in SPLITS:
+        split = getattr(dataset, name)
+        if split is None:
+            continue
+        digest.update(name.encode())
+        for x, y in split.take(DIGEST_EXAMPLES).as_numpy_iterator():
+            digest.update(np.ascontiguousarray(x).tobytes())
+            digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def features_folder(trial: TrialContext, key: str) -> Path:
+    """Where features of ``key`` are stored: ``<runs-dir>/.cache/features-<key>/`` (shared
+    by every study under that runs directory), or under ``HARNESS_FEATURE_CACHE_DIR``."""
+    root = os.environ.get("HARNESS_FEATURE_CACHE_DIR") or trial.study.run_dir.parent / ".cache"
+    return Path(root) / f"features-{key}"
 
 
 def compute_features(
@@ -133,8 +163,8 @@ def _save(folder: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> 
 
 
 def _features(built, dataset: Dataset, trial: TrialContext, batch_size: int):
-    key = feature_cache_key(built, trial)
-    folder = trial.study.run_dir / "cache" / f"features-{key}" if key else None
+    key = feature_cache_key(built, dataset, trial)
+    folder = features_folder(trial, key) if key else None
     if key in _MEMORY:
         _MEMORY.move_to_end(key)
         log.info("trial %s: head trains on features from memory (%s)", trial.number, key)

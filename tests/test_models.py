@@ -235,9 +235,11 @@ def test_transfer_declares_fine_tuning_of_its_base(fx_plugins, tmp_path):
 
 
 @pytest.fixture
-def count_feature_runs(monkeypatch):
-    """Count how often a frozen base runs over a split."""
+def count_feature_runs(monkeypatch, tmp_path):
+    """Count how often a frozen base runs over a split (features stored under tmp_path/cache)."""
     import harness.features as features
+
+    monkeypatch.setenv("HARNESS_FEATURE_CACHE_DIR", str(tmp_path / "cache"))
 
     calls = []
     original = features.compute_features
@@ -301,6 +303,29 @@ def test_features_are_computed_once_and_shared_between_trials(
     loaded.compile(loss="binary_crossentropy")
     val_loss = loaded.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
     assert val_loss == pytest.approx(first.metrics["val_loss"], rel=1e-4, abs=1e-5)
+
+
+def test_stored_features_serve_later_studies_under_the_same_runs_dir(
+    fx_plugins, tmp_path, count_feature_runs, monkeypatch
+):
+    """By default features go to <runs-dir>/.cache/: a second study on the same data and
+    base (another run directory beside the first) computes none; other data computes anew."""
+    import harness.features as features
+
+    monkeypatch.delenv("HARNESS_FEATURE_CACHE_DIR")
+    weights = _vgg16_weights(tmp_path)
+    model_table = {"name": "transfer", "backbone": "vgg16", "weights": str(weights),
+                   "units": 8, "pooling": "avg"}
+    train = {"epochs": 1, "batch_size": 4}
+    runs = tmp_path / "runs"
+    for study, count, expected in (("first", 12, 2), ("second", 12, 2), ("other", 16, 4)):
+        features._MEMORY.clear()
+        _, result = run_one(fx_plugins, runs / study, {"name": "fx_images", "count": count},
+                            model_table, train)
+        assert result.state == "complete", result.fail_reason
+        assert len(count_feature_runs) == expected, study
+    assert len(list((runs / ".cache").glob("features-*"))) == 2
+    assert not list(runs.glob("*/cache/features-*"))
 
 
 def test_random_base_features_are_per_trial_and_not_stored(
