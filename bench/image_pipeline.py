@@ -3,8 +3,8 @@
 Reads the training images of a cats-vs-dogs tree (``train/cats``, ``train/dogs``)
 at 150x150 for 3 epochs, both ways, in one run:
 
-* harness: ``image_folder`` (decoded once into uint8 .npy files, then in-memory
-  tf.data scaled in a parallel map), batched, shuffled and prefetched exactly
+* harness: ``image_folder`` (decoded once into uint8 .npy files, held as uint8 in memory
+  and scaled per batch), batched, shuffled and prefetched exactly
   as the trial runner does (``harness.fit_inputs.training_pipelines``, batch 32). "cold" is the
   first trial of a study (includes decoding into the cache); "warm" is every
   later trial or worker process (loads the decoded arrays from the cache).
