@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from harness.errors import HarnessError
 
@@ -217,8 +218,6 @@ def read_image(
     ``draft``, a large JPEG is first decoded at the smallest 1/2, 1/4 or 1/8 scale
     that is still at least ``image_size`` (Pillow's draft mode).
     """
-    from PIL import Image  # Pillow loads when an image is decoded, not for `harness --help`
-
     height, width = image_size
     resample = getattr(Image.Resampling, interpolation.upper(), Image.Resampling.BILINEAR)
     try:

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shlex
+import socket
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
+
+from harness.backends import check_backend
+from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
+from harness.evaluate import chosen_trials, evaluate_trials, test_note
 from harness.logs import configure_logging
-from harness.results import FINISHED_STATES, counted_mask, finished_counted
+from harness.orchestrator import RunOptions, apply_options, run_study
+from harness.plugins import load_plugins
+from harness.quiet import start_tensorflow
+from harness.registry import FAMILIES
+from harness.results import (
+    BEST_CARD_FILE,
+    FINISHED_STATES,
+    counted_mask,
+    finished_counted,
+    read_meta,
+    resolve_run_dir,
+    write_results,
+)
+from harness.show import study_ended, study_table
+from harness.study import check_data, load_study, parse_assignment
+from harness.workers import stop_helper_processes
 
 #: Modules adding more subcommands. Each defines ``add_parser(subparsers, add_common)``
 #: which adds its parser and sets ``handler`` with ``set_defaults``; a module must not
@@ -161,8 +184,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         if "multiprocessing.resource_tracker" in sys.modules:
-            from harness.workers import stop_helper_processes
-
             stop_helper_processes()
 
 
@@ -177,10 +198,6 @@ def one_line(text: str) -> str:
 def _load(args):
     """Plugins and the validated study, its data checked by the dataset plugin's ``check``
     (before anything is written)."""
-    from harness.backends import check_backend
-    from harness.plugins import load_plugins
-    from harness.study import check_data, load_study
-
     plugins = load_plugins(args.plugin)
     assignments = _assignments(args)
     spec = load_study(args.study, plugins, assignments)
@@ -190,8 +207,6 @@ def _load(args):
 
 
 def _assignments(args) -> dict:
-    from harness.study import parse_assignment
-
     return dict(parse_assignment(text) for text in getattr(args, "set", None) or ())
 
 
@@ -208,8 +223,6 @@ def _add_set(parser) -> None:
 
 def cmd_run(args) -> int:
     """``harness run STUDY``."""
-    from harness.orchestrator import RunOptions, apply_options, run_study
-
     plugins, spec = _load(args)
     options = RunOptions(
         runs_dir=args.runs_dir,
@@ -250,6 +263,7 @@ def cmd_worker(args) -> int:
     plugins, spec = _load(args)
     if spec.study.backend == "kerastuner":
         return _kerastuner_worker(args, plugins, spec)
+    # lazy: imports optuna, kept out of harness --help
     from harness.backends.optuna import config as optuna_config
 
     storage = args.storage or optuna_config(spec).storage
@@ -265,8 +279,6 @@ def cmd_worker(args) -> int:
 def _kerastuner_worker(args, plugins, spec) -> int:
     """``harness worker`` for a KerasTuner study: this machine's workers ask a running
     chief (KerasTuner's own distributed mode) for trials."""
-    import socket
-
     if args.oracle:
         host, sep, port = args.oracle.rpartition(":")
         if not sep or not host or not port.isdigit():
@@ -286,8 +298,6 @@ def _kerastuner_worker(args, plugins, spec) -> int:
 
 def _join_study(args, plugins, spec, storage: str | None) -> int:
     """Run this machine's workers of a study that others share (``harness worker``)."""
-    from harness.orchestrator import RunOptions, apply_options, run_study
-
     options = RunOptions(
         runs_dir=args.runs_dir,
         trials=args.trials,
@@ -350,8 +360,6 @@ def _counts(table, budget: int) -> str:
 
 def _test_lines(outcome, spec) -> list[str]:
     """The test-split figures of the measured trial(s), and whether they are unbiased."""
-    from harness.evaluate import test_note
-
     tested = getattr(outcome, "tested", None)
     if not tested:
         return [NO_TEST_SPLIT] if _no_test_split(outcome.run_dir) else []
@@ -393,10 +401,6 @@ def _figures(metrics: dict[str, float]) -> str:
 
 def _no_test_split(run_dir) -> bool:
     """True when the best model's card says its dataset has no test split."""
-    import json
-
-    from harness.results import BEST_CARD_FILE
-
     try:
         card = json.loads((run_dir / BEST_CARD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
@@ -421,11 +425,6 @@ def cmd_validate(args) -> int:
 def cmd_show(args) -> int:
     """``harness show STUDY``: the trial table, best first, read from the study's storage
     (so it is current while the study runs, on this machine or another)."""
-    import time
-
-    from harness.results import resolve_run_dir
-    from harness.show import study_ended, study_table
-
     if args.top is not None and args.top < 1:
         raise HarnessError(f"--top must be at least 1, got {args.top}")
     run_dir = resolve_run_dir(args.target, args.runs_dir)
@@ -443,10 +442,6 @@ def cmd_show(args) -> int:
 
 
 def _show_text(run_dir, table, args) -> str:
-    import pandas as pd
-
-    from harness.results import read_meta
-
     meta = read_meta(run_dir)
     header = f"study {meta.get('name', run_dir.name)}: {_counts(table, meta.get('trials', 0))}"
     if not args.all_columns and meta:
@@ -469,14 +464,6 @@ def _show_text(run_dir, table, args) -> str:
 
 def cmd_evaluate(args) -> int:
     """``harness evaluate STUDY [--top K]``: the best trial(s) measured on the test split."""
-    from harness.devices import configure_tensorflow
-    from harness.evaluate import chosen_trials, evaluate_trials
-    from harness.plugins import load_plugins
-    from harness.quiet import start_tensorflow
-    from harness.results import read_meta, resolve_run_dir, write_results
-    from harness.show import study_table
-    from harness.study import load_study
-
     if args.top < 1:
         raise HarnessError(f"--top must be at least 1, got {args.top}")
     run_dir = resolve_run_dir(args.target, args.runs_dir)
@@ -506,9 +493,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_plugins(args) -> int:
     """``harness plugins``: every registered plugin, by family, with where it comes from."""
-    from harness.plugins import load_plugins
-    from harness.registry import FAMILIES
-
     plugins = load_plugins(args.plugin)
     for family in FAMILIES:
         print(f"{family}:")

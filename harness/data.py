@@ -180,7 +180,7 @@ def from_arrays(
     y_test: np.ndarray | None = None,
 ) -> Dataset:
     """Wrap in-memory arrays as a :class:`Dataset`."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     def make(x, y):
         if x is None:

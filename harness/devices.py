@@ -85,7 +85,7 @@ def plan_workers(count: int, gpus: list[str], cpu_count: int | None = None) -> l
 
 def configure_tensorflow() -> None:
     """Apply the worker's thread budget and GPU memory growth (call before building models)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     threads = int(os.environ.get("HARNESS_THREADS", "0"))
     if threads:

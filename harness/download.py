@@ -64,7 +64,7 @@ def fetch(
             f"{fname} is not in the Keras cache ({cached}) and HARNESS_OFFLINE is set; "
             + offline_help
         )
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout or DEFAULT_TIMEOUT_S)

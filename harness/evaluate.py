@@ -23,16 +23,26 @@ from typing import Any
 import pandas as pd
 
 from harness.context import StudyContext, TrialContext
+from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
+from harness.files import write_text_atomic
+from harness.fit_inputs import train_params
+from harness.logs import configure_logging, log_to_file
+from harness.options import apply_options
+from harness.pipeline import load_dataset
+from harness.plugins import load_plugins
+from harness.quiet import start_tensorflow
 from harness.results import (
     BEST_CARD_FILE,
     BEST_MODEL_FILE,
     FINISHED_STATES,
     TEST_FILE,
+    build_table,
     read_test_results,
     trial_model_path,
     write_test_results,
 )
+from harness.study import load_study
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +100,7 @@ def model_for(run_dir: Path, number: int) -> tuple[Path, Path] | None:
 def evaluate_trials(spec: Any, plugins: Any, run_dir: Path, numbers: list[int]) -> dict:
     """Evaluate each trial's saved model on the test split; write ``test.json`` and the
     cards, fire ``harness_test_evaluated``. Returns trial number -> test metrics."""
-    import keras
-
-    from harness.fit_inputs import train_params
-    from harness.pipeline import load_dataset
+    import keras  # lazy: imports TensorFlow
 
     study = StudyContext(spec, run_dir)
     results: dict[int, dict[str, float]] = {}
@@ -144,8 +151,6 @@ def _card_trial(path: Path) -> int | None:
 
 
 def _add_to_card(path: Path, metrics: dict[str, float]) -> None:
-    from harness.files import write_text_atomic
-
     card = json.loads(path.read_text(encoding="utf-8"))
     card["test"] = metrics
     write_text_atomic(path, json.dumps(card, indent=2, default=str) + "\n")
@@ -153,16 +158,7 @@ def _add_to_card(path: Path, metrics: dict[str, float]) -> None:
 
 def _evaluate_child(study_path: str, options: Any, run_dir: str, numbers: list[int], env):
     """Entry point of the evaluation process (spawned: the orchestrator never trains)."""
-    import os
-
     os.environ.update(env)
-    from harness.devices import configure_tensorflow
-    from harness.logs import configure_logging, log_to_file
-    from harness.options import apply_options
-    from harness.plugins import load_plugins
-    from harness.quiet import start_tensorflow
-    from harness.study import load_study
-
     configure_logging()
     log_to_file(Path(run_dir))
     plugins = load_plugins(options.extra_plugins)
@@ -225,8 +221,6 @@ def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, bu
     measure the chosen trial(s) here, which spares the orchestrator a fresh process.
     Nothing happens while a trial still runs, before the budget is met, or when another
     worker is already measuring (``.evaluating``, created atomically)."""
-    from harness.results import build_table
-
     if any(r.state in ("running", "waiting") for r in records):
         return
     counted = [r for r in records if r.state in FINISHED_STATES and r.counted]

@@ -29,9 +29,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.context import StudyContext, TrialContext
 from harness.errors import HarnessError
 from harness.files import replacing
-from harness.results import make_folder
+from harness.pipeline import TrialPipeline
+from harness.plugins import load_plugins
+from harness.quiet import start_tensorflow
+from harness.results import (
+    BEST_CARD_FILE,
+    BEST_FILE,
+    BEST_MODEL_FILE,
+    TABLE_FILE,
+    make_folder,
+    read_json_file,
+    read_meta,
+    read_table_file,
+    resolve_run_dir,
+)
+from harness.study import load_study
 
 FORMATS = ("csv", "json", "parquet")
 CARD_FORMAT = "harness-model-card/1"
@@ -67,8 +82,6 @@ def add_parser(subparsers, add_common) -> None:
 
 
 def cmd_export(args) -> int:
-    from harness.results import read_meta, resolve_run_dir
-
     if args.format is None and args.best_model is None:
         raise HarnessError("give --format csv|json|parquet, --best-model PATH.keras, or both")
     if args.output is not None and args.format is None:
@@ -77,8 +90,6 @@ def cmd_export(args) -> int:
         raise HarnessError("--retrain applies to --best-model PATH.keras; give that too")
     run_dir = resolve_run_dir(args.target, args.runs_dir)
     if args.best_model is not None:
-        from harness.quiet import start_tensorflow
-
         start_tensorflow()
     if args.format is not None:
         name = read_meta(run_dir).get("name") or run_dir.name
@@ -99,8 +110,6 @@ def cmd_export(args) -> int:
 
 def read_trials(run_dir: Path):
     """``trials.csv`` as written (best first)."""
-    from harness.results import TABLE_FILE, read_table_file
-
     return read_table_file(run_dir / TABLE_FILE)
 
 
@@ -167,14 +176,6 @@ def export_best_model(
     plugins: Any = None,
 ) -> tuple[Path, Path]:
     """Copy (or retrain and save) the best trial's model; write its card. Returns both paths."""
-    from harness.results import (
-        BEST_CARD_FILE,
-        BEST_FILE,
-        BEST_MODEL_FILE,
-        read_json_file,
-        read_meta,
-    )
-
     meta = read_meta(run_dir)
     study_name = meta.get("name") or run_dir.name
     target = model_destination(destination, study_name)
@@ -286,11 +287,6 @@ def _versions() -> dict[str, str | None]:
 
 def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) -> dict[str, Any]:
     """Train the best trial's parameters on train + validation; save to ``target``."""
-    from harness.context import StudyContext, TrialContext
-    from harness.pipeline import TrialPipeline
-    from harness.plugins import load_plugins
-    from harness.study import load_study
-
     study_file = meta.get("study_file")
     if not study_file or not Path(study_file).is_file():
         raise HarnessError(

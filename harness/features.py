@@ -121,7 +121,7 @@ def compute_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``extractor`` once over the split ``name`` of ``dataset``, in order (one compiled
     graph, not layer-by-layer eager calls)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     run = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
     features, labels = [], []
@@ -200,7 +200,7 @@ class FrozenBaseFeatures:
         ``head`` is compiled like the full model (its loss, metrics and optimizer);
         the datasets are batched, shuffled and prefetched as the runner does for images.
         """
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: imports TensorFlow
 
         if not applies(built, trial):
             return None

@@ -65,7 +65,7 @@ def training_pipelines(dataset: Dataset, train: TrainParams, augment: Any, seed:
     Training data is shuffled, batched, augmented (training only, after batching,
     in a parallel map) and prefetched; validation data is batched and prefetched.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     train_ds = dataset.train
     if train.shuffle_buffer:

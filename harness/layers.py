@@ -25,7 +25,7 @@ PREPROCESS_MODULES = {
 @functools.cache
 def custom_layers() -> SimpleNamespace:
     """Define and register the harness's serializable layers once; return them by name."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     @keras.saving.register_keras_serializable(package="harness")
     class BackbonePreprocess(keras.layers.Layer):

@@ -56,7 +56,7 @@ def output_units_and_activation(info: DatasetInfo) -> tuple[int, str]:
 
 def output_layer(info: DatasetInfo, name: str = "output"):
     """The Dense output layer for ``info``'s task: builders call this rather than guessing."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     units, activation = output_units_and_activation(info)
     return keras.layers.Dense(units, activation=activation, name=name)
@@ -91,7 +91,7 @@ def check_output(model: Any, info: DatasetInfo) -> None:
 
 def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0):
     """A Keras optimizer by name."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from harness.errors import HarnessError
+from harness.smoke import smoke_spec
 from harness.study import StudySpec
 
 
@@ -42,8 +46,6 @@ def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:
     process runs the same spec.
     """
     if options.smoke:
-        from harness.smoke import smoke_spec
-
         spec = smoke_spec(spec)
     update = {
         key: value
@@ -65,10 +67,6 @@ def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:
 def validated_study_section(study: Any, update: dict[str, Any]) -> Any:
     """``[study]`` with the command-line values, checked by the same model as the file, so a
     flag never bypasses the study's limits; an error names the flag."""
-    from pydantic import ValidationError
-
-    from harness.errors import HarnessError
-
     try:
         return type(study).model_validate({**study.model_dump(exclude_unset=True), **update})
     except ValidationError as exc:

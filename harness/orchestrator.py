@@ -29,6 +29,7 @@ from harness.logs import log_to_file
 from harness.options import RunOptions, apply_options
 from harness.plugins import HarnessPlugins
 from harness.progress import TrialFeed
+from harness.quiet import start_tensorflow
 from harness.results import (
     FINISHED_STATES,
     build_table,
@@ -120,8 +121,6 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
     ``trials.csv``, ``histories.json`` and ``best.json`` are rewritten after every trial.
     """
     if options.in_process:
-        from harness.quiet import start_tensorflow
-
         start_tensorflow(configure_tensorflow)
     # Otherwise this process never imports TensorFlow: workers train, a spawned
     # process measures the test split, and the GPUs stay theirs.

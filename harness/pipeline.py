@@ -66,7 +66,7 @@ class TrialPipeline:
     def prepare(self) -> BuiltModel:
         """Seed Keras for this trial, resolve ``[train]``, load the dataset, set the compute
         precision, build the model."""
-        import keras
+        import keras  # lazy: imports TensorFlow
 
         keras.utils.set_random_seed(self.seed + self.trial.number)
         self.train = train_params(self.trial.params)
@@ -175,7 +175,7 @@ def set_precision(train: TrainParams) -> None:
     """Keras's global dtype policy for the model about to be built: ``mixed_float16`` when
     ``train.mixed_precision`` is set and a GPU is visible, else ``float32`` (a worker runs
     trials with and without it one after another)."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     mixed = train.mixed_precision and _on_gpu("train.mixed_precision")
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
@@ -186,7 +186,7 @@ _NOTICED: set[str] = set()
 
 def _on_gpu(option: str) -> bool:
     """Whether TensorFlow sees a GPU; if not, say once per process that ``option`` is ignored."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     if tf.config.list_physical_devices("GPU"):
         return True
@@ -198,7 +198,7 @@ def _on_gpu(option: str) -> bool:
 
 def augmentation_model(trial: TrialContext):
     """The study's augmentation layers for this trial as one Sequential (None if none)."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     layers: list[Any] = []
     for spec in trial.study.spec.augmentations:

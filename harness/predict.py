@@ -34,6 +34,11 @@ from harness._images import read_image
 from harness.card import find_decoder, parse_card
 from harness.download import DEFAULT_TIMEOUT_S, keras_models_dir, offline
 from harness.errors import HarnessError
+from harness.layers import register
+from harness.plugins import load_plugins
+from harness.quiet import start_tensorflow
+from harness.results import BEST_CARD_FILE, BEST_MODEL_FILE
+from harness.textgen import generate, vocabulary_layer
 
 #: --pretrained name -> (keras.applications constructor, module, input side, weights file)
 PRETRAINED: dict[str, tuple[str, str, int, str]] = {
@@ -98,8 +103,6 @@ def add_parser(subparsers, add_common) -> None:
 
 def run(args) -> int:
     """The ``predict`` command."""
-    from harness.quiet import start_tensorflow
-
     if args.top < 1:
         raise HarnessError(f"--top must be at least 1, got {args.top}")
     start_tensorflow()
@@ -110,8 +113,6 @@ def run(args) -> int:
             "give a model file: harness predict MODEL INPUT... "
             "(or harness predict --pretrained vgg16 IMAGE...)"
         )
-    from harness.plugins import load_plugins
-    from harness.textgen import generate, vocabulary_layer
 
     plugins = load_plugins(args.plugin)  # Keras layers their models use, image decoders
     model_path, inputs = Path(args.paths[0]), args.paths[1:]
@@ -156,9 +157,7 @@ def load_model(path: Path, unsafe: bool = False):
             f"not a Keras model file: {path} (a .keras file is a zip archive; this one is "
             "truncated, corrupt or something else renamed); save or copy the model again"
         )
-    import keras
-
-    from harness.layers import register
+    import keras  # lazy: imports TensorFlow
 
     register()
     try:
@@ -179,8 +178,6 @@ def load_model(path: Path, unsafe: bool = False):
 
 def read_card(model_path: Path, explicit: Path | None = None) -> dict[str, Any]:
     """The dataset part of a model card (task, class names, preprocessing), or {} if none."""
-    from harness.results import BEST_CARD_FILE, BEST_MODEL_FILE
-
     if explicit is not None:
         if not explicit.is_file():
             raise HarnessError(f"--card {explicit}: no such file")
@@ -301,7 +298,7 @@ def doggy_door(class_id: int) -> str:
 
 
 def _pretrained_model(name: str, weights: Path | None):
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     constructor_name, _, _, filename = PRETRAINED[name]
     constructor = getattr(keras.applications, constructor_name)
@@ -372,7 +369,7 @@ def predict_pretrained(name: str, images: list[Path], args) -> int:
         if not path.is_file():
             raise HarnessError(f"{path}: no such image file")
     _, module_name, side, _ = PRETRAINED[name]
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     module = getattr(keras.applications, module_name)
     model = _pretrained_model(name, args.weights)

@@ -41,7 +41,7 @@ def start_tensorflow(configure: Callable[[], None] | None = None) -> None:
     """Import TensorFlow, run ``configure`` (thread pools must be set before the runtime
     starts) and probe the devices, all with native stderr silenced."""
     with native_stderr_silenced():
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: imports TensorFlow
 
         if configure is not None:
             configure()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.results import resolve_run_dir
 
 DEFAULT_HOST = "127.0.0.1"
 #: Seconds between TensorBoard's rescans of the log folder (new trials show up live).
@@ -83,7 +84,7 @@ def start_tensorboard(
     ``port=None`` tries 6006 and the next ones, as ``tensorboard`` does;
     ``port=0`` lets the system pick a free port.
     """
-    from tensorboard import program
+    from tensorboard import program  # lazy: keeps tensorboard out of harness --help
 
     if port is not None and not 0 <= port <= 65535:
         raise HarnessError(f"--port must be between 0 and 65535, got {port}")
@@ -114,8 +115,6 @@ def start_tensorboard(
 
 def cmd_tensorboard(args) -> int:
     """Serve until Ctrl-C, which ends the command normally (exit code 0)."""
-    from harness.results import resolve_run_dir
-
     logdir = tensorboard_dir(resolve_run_dir(args.target, args.runs_dir))
     served = start_tensorboard(logdir, host=args.host, port=args.port)
     print(f"TensorBoard for {logdir} at {served.url}  (Ctrl-C to stop)", flush=True)

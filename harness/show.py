@@ -24,16 +24,16 @@ from harness.results import (
     resolve_storage,
     with_test_columns,
 )
+from harness.study import Objective
 
 
 def _optuna_records(run_dir: Path, meta: dict[str, Any]) -> list | None:
     storage = resolve_storage(run_dir, str(meta.get("storage") or "optuna.journal"))
     if storage is None:
         return None
-    import optuna
+    import optuna  # lazy: keeps optuna out of harness --help (harness.cli imports this module)
 
-    from harness.backends.optuna import make_storage, trial_records
-    from harness.study import Objective
+    from harness.backends.optuna import make_storage, trial_records  # lazy: imports optuna
 
     try:
         study = optuna.load_study(study_name=meta["name"], storage=make_storage(storage))

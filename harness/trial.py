@@ -25,6 +25,7 @@ from harness.errors import (
 from harness.fit_inputs import component_params
 from harness.pipeline import TrialPipeline
 from harness.plugins import HarnessPlugins
+from harness.study import EXTRA_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class _EpochGuard:
     """
 
     def __new__(cls, reporter: Reporter, history: dict[str, list[float]], required=()):
-        import keras
+        import keras  # lazy: imports TensorFlow
 
         class EpochGuard(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
@@ -82,8 +83,6 @@ class _EpochGuard:
 def required_metrics(spec) -> list[str]:
     """Epoch metrics the study names (objectives, stopping callbacks' ``metric`` or
     ``monitor``): a trial whose first epoch lacks one stops the study."""
-    from harness.study import EXTRA_METRICS
-
     names = [o.metric for o in spec.objectives if o.metric not in EXTRA_METRICS]
     for callback in spec.callbacks:
         for key in ("metric", "monitor"):
@@ -193,7 +192,7 @@ def release_trial_memory() -> None:
     ``clear_session`` runs the garbage collector itself; a second full collection
     per trial costs a quarter of a small trial's time and frees nothing more.
     """
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     keras.backend.clear_session(free_memory=True)
 

@@ -7,14 +7,19 @@ per-fit memory leak adds up, or killed, without losing the study.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
 import os
+import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends import get_backend
+from harness.backends.base import WorkerTask
+from harness.context import StudyContext
 from harness.devices import (  # noqa: F401 - the worker API, re-exported
     DEVICES_ENV,
     WorkerSlot,
@@ -24,6 +29,13 @@ from harness.devices import (  # noqa: F401 - the worker API, re-exported
     plan_workers,
     resident_memory_mb,
 )
+from harness.errors import HarnessError
+from harness.evaluate import evaluate_when_done
+from harness.logs import configure_logging, log_to_file
+from harness.options import apply_options
+from harness.plugins import load_plugins
+from harness.quiet import start_tensorflow
+from harness.study import load_study
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +62,6 @@ class WorkerJob:
 def _die_with_parent() -> None:
     """Ask Linux to SIGTERM this worker if the orchestrator dies (even by SIGKILL)."""
     try:
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -63,17 +72,7 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
     """Entry point of a worker process: pin the device, then run trials."""
     _die_with_parent()
     os.environ.update(job.slot.env)
-    from harness.logs import configure_logging, log_to_file
-
     configure_logging()
-    from harness.backends import get_backend
-    from harness.backends.base import WorkerTask
-    from harness.context import StudyContext
-    from harness.options import apply_options
-    from harness.plugins import load_plugins
-    from harness.quiet import start_tensorflow
-    from harness.study import load_study
-
     try:
         plugins = load_plugins(job.options.extra_plugins)
         spec = apply_options(
@@ -96,15 +95,12 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         recycled = job.max_trials is not None and ran >= job.max_trials
         if recycled or (job.memory_limit_mb and resident_memory_mb() > job.memory_limit_mb):
             raise SystemExit(EXIT_RECYCLE)
-        from harness.evaluate import evaluate_when_done
 
         backend = get_backend(spec)
         evaluate_when_done(spec, plugins, run_dir, backend.records(spec, job.storage), job.budget)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - reported to the orchestrator as one message
-        from harness.errors import HarnessError
-
         message = str(exc) if isinstance(exc, HarnessError) else traceback.format_exc()
         errors.put((job.slot.worker_id, type(exc).__name__, message))
         raise SystemExit(EXIT_REPORTED) from None
@@ -114,6 +110,7 @@ def stop_helper_processes() -> None:
     """Stop multiprocessing's resource tracker (started for the workers' error queue) and
     wait for it, so that no process this run started outlives ``harness run``; a later
     worker starts a new one when it needs it."""
+    # lazy: harness.cli.main looks for it in sys.modules
     from multiprocessing import resource_tracker
 
     tracker = getattr(resource_tracker, "_resource_tracker", None)

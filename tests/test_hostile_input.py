@@ -11,7 +11,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import harness.orchestrator
+import harness.cli
 import harness.plugins
 from harness.cli import main
 
@@ -122,12 +122,12 @@ def no_training(monkeypatch):
     def refuse_to_train(spec, plugins, options):
         raise _Valid(spec.name)
 
-    monkeypatch.setattr(harness.orchestrator, "run_study", refuse_to_train)
+    monkeypatch.setattr(harness.cli, "run_study", refuse_to_train)
     monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
     # The built-in plugins, loaded once: a thousand study files are checked in seconds.
     built_ins = harness.plugins.load_plugins()
     monkeypatch.setattr(
-        harness.plugins, "load_plugins", lambda extra=(): built_ins if not extra else _load(extra)
+        harness.cli, "load_plugins", lambda extra=(): built_ins if not extra else _load(extra)
     )
 
 

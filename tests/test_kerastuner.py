@@ -347,7 +347,6 @@ def test_chief_with_one_worker_on_loopback_finishes_the_study(tmp_path, write_st
 def test_harness_worker_joins_a_kerastuner_chief(write_study, monkeypatch, capsys):
     """``harness worker --oracle HOST:PORT`` names this machine's workers after the host
     and points them at the chief; without an address it says what to pass."""
-    import harness.orchestrator
     from harness import cli
 
     for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
@@ -367,7 +366,7 @@ def test_harness_worker_joins_a_kerastuner_chief(write_study, monkeypatch, capsy
         seen["workers"] = options.workers
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness.orchestrator, "run_study", fake_run_study)
+    monkeypatch.setattr(cli, "run_study", fake_run_study)
     assert cli.main(["worker", str(path), "--oracle", "10.0.0.5:8000", "--workers", "2"]) == 130
     assert seen["KERASTUNER_ORACLE_IP"] == "10.0.0.5"
     assert seen["KERASTUNER_ORACLE_PORT"] == "8000"

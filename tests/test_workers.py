@@ -151,7 +151,7 @@ def test_orchestrating_process_leaves_tensorflow_and_the_gpus_to_its_workers(
     def supervise(*args, **kwargs):
         raise Started("workers")
 
-    monkeypatch.setattr(harness.quiet, "start_tensorflow", record)
+    monkeypatch.setattr(harness.orchestrator, "start_tensorflow", record)
     monkeypatch.setattr(harness.orchestrator, "_supervise", supervise)
     spec = load_study(write_study(PROBE_STUDY.format(name="gpus", trials=1, seed=1)), plugins)
     with pytest.raises(Started) as started:

@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.backends.base import WorkerTask, backend_config, better
 from harness.context import StudyContext, TrialContext
-from harness.devices import process_alive
+from harness.devices import process_alive, resident_memory_mb
 from harness.errors import HarnessError, TrialPruned
+from harness.results import TrialRecord, prune_trial_models, save_best_model, save_trial_model
 from harness.study import StudySpec
+from harness.trial import StudyAborted, release_trial_memory, run_trial
 
 log = logging.getLogger(__name__)
 # Optuna's records go through harness.logs' handlers: one line in the terminal,
@@ -89,6 +92,7 @@ def make_sampler(spec: StudySpec, seed: int | None = None) -> optuna.samplers.Ba
         )
     if name == "gp":
         try:
+            # lazy: optional (pip install 'harness[gp]'), only probed for the gp sampler
             import torch  # noqa: F401
         except ImportError:
             raise HarnessError(
@@ -176,8 +180,6 @@ def _hide_password(url: str) -> str:
 
 def _journal_storage(url: str) -> optuna.storages.BaseStorage:
     """A journal file's storage; a path that is a directory or a corrupt journal is one line."""
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
     path = Path(url)
     if path.is_dir():
         raise HarnessError(
@@ -416,8 +418,6 @@ def models_to_keep(study: optuna.Study, spec: StudySpec, number: int, values: li
 def _keep_model(study, spec, context, ctx, result, values) -> None:
     """Save this trial's model if it is among the kept ones, drop the models that no
     longer are, and refresh ``best.keras`` when it is the best so far."""
-    from harness.results import prune_trial_models, save_best_model, save_trial_model
-
     keep = models_to_keep(study, spec, ctx.number, values)
     if ctx.number in keep:
         save_trial_model(context.run_dir, ctx, result)
@@ -442,8 +442,6 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
         task.max_trials, task.memory_limit_mb, task.on_trial_done
     )
     worker, device = task.worker, task.device
-    from harness.devices import resident_memory_mb
-    from harness.trial import StudyAborted, release_trial_memory, run_trial
 
     spec = context.spec
     study = open_study(spec, make_storage(storage_url_))
@@ -526,8 +524,6 @@ _STATES = {
 
 def trial_records(study: optuna.Study, spec: StudySpec) -> list:
     """Every stored trial as a backend-agnostic :class:`harness.results.TrialRecord`."""
-    from harness.results import TrialRecord
-
     metric_names = [o.metric for o in spec.objectives]
     retried = retried_numbers(study)
     requeued = set(study.user_attrs.get(REQUEUED, []))

@@ -18,6 +18,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.results import read_histories, read_meta, read_table, resolve_storage
+from harness.space import ChoiceDistribution, distribution_from_json
+from harness.space import IntDistribution as HarnessInt
 
 log = logging.getLogger(__package__)  # the logger name harness.log has always shown
 
@@ -89,7 +91,7 @@ def _histories_from_optuna(
         # optuna (and its backend): loaded when a report is drawn, never by `harness --help`
         import optuna
 
-        from harness.backends.optuna import make_storage
+        from harness.backends.optuna import make_storage  # lazy: imports optuna (see above)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.load_study(study_name=meta["name"], storage=make_storage(storage))
@@ -106,15 +108,12 @@ def _histories_from_optuna(
 def optuna_distribution(data: Any):
     """The Optuna distribution of a searched parameter from ``study.json``'s structured
     ``distribution`` (read as data and validated, never parsed out of text)."""
-    # optuna (and harness.space): loaded when a report is drawn, never by `harness --help`
+    # optuna: loaded when a report is drawn, never by `harness --help`
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
-
-    from harness.space import ChoiceDistribution, distribution_from_json
-    from harness.space import IntDistribution as HarnessInt
 
     distribution = distribution_from_json(data)
     if isinstance(distribution, ChoiceDistribution):
@@ -197,7 +196,7 @@ def rebuild_study(data: ReportData):
 def _build(data: ReportData, distributions: dict[str, Any]):
     # optuna: loaded when a report is drawn, never by `harness --help`
     import optuna
-    from optuna.trial import TrialState, create_trial
+    from optuna.trial import TrialState, create_trial  # lazy: optuna, kept out of harness --help
 
     study = optuna.create_study(direction=data.direction)
     rows = {int(row["number"]): row for _, row in data.complete.iterrows()}

@@ -85,7 +85,7 @@ def importance_section(data: ReportData, study, out_dir: Path) -> Section:
     """fANOVA importances (Optuna's evaluator) of the parameters every completed trial has."""
     # matplotlib and optuna: loaded when a report is drawn, never by `harness --help`
     import matplotlib.pyplot as plt
-    import optuna
+    import optuna  # lazy: optuna, kept out of harness --help
 
     section = Section("Parameter importances", "importances")
     if len(data.complete) < 2 or not data.searched:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import harness
 from harness.errors import HarnessError
+from harness.layers import custom_layers
 
 FillMode = Literal["reflect", "wrap", "constant", "nearest"]
 Interpolation = Literal["bilinear", "nearest"]
@@ -44,7 +45,9 @@ class _Geometric(BaseModel):
 
     fill_mode: FillMode = Field("nearest", description="how to fill pixels from outside the image")
     fill_value: float = Field(0.0, description="the fill when fill_mode = 'constant'")
-    interpolation: Interpolation = "bilinear"
+    interpolation: Interpolation = Field(
+        "bilinear", description="how pixels are resampled: bilinear or nearest"
+    )
 
 
 class RotationParams(_Geometric):
@@ -65,8 +68,12 @@ class ShiftParams(_Geometric):
 class ShearParams(_Geometric):
     """``RandomShear``: shear by up to ``x_factor`` / ``y_factor`` of the image either way."""
 
-    x_factor: float = Field(0.2, ge=0.0, le=1.0)
-    y_factor: float = Field(0.0, ge=0.0, le=1.0)
+    x_factor: float = Field(
+        0.2, ge=0.0, le=1.0, description="shear along the x axis, a fraction of the image"
+    )
+    y_factor: float = Field(
+        0.0, ge=0.0, le=1.0, description="shear along the y axis, a fraction of the image"
+    )
 
 
 class ZoomParams(_Geometric):
@@ -83,7 +90,9 @@ class FlipParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
+    mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = Field(
+        "horizontal", description="mirror left-right (horizontal), up-down (vertical) or either"
+    )
 
 
 class _ValueRange(BaseModel):
@@ -104,13 +113,17 @@ class _ValueRange(BaseModel):
 class BrightnessParams(_ValueRange):
     """``RandomBrightness``: add up to ``factor`` of the value range, either way."""
 
-    factor: float = Field(0.2, ge=0.0, le=1.0)
+    factor: float = Field(
+        0.2, ge=0.0, le=1.0, description="largest brightness change, a fraction of value_range"
+    )
 
 
 class ContrastParams(_ValueRange):
     """``RandomContrast``: scale contrast by a factor in [1 - factor, 1 + factor]."""
 
-    factor: float = Field(0.2, ge=0.0, le=1.0)
+    factor: float = Field(
+        0.2, ge=0.0, le=1.0, description="contrast is scaled by [1 - factor, 1 + factor]"
+    )
 
 
 class RescaleParams(BaseModel):
@@ -119,7 +132,7 @@ class RescaleParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scale: float = Field(1 / 255, description="multiplier, e.g. 1/255 for 0-255 pixels")
-    offset: float = 0.0
+    offset: float = Field(0.0, description="added after scaling, e.g. -1 with scale 1/127.5")
 
 
 class CenteringParams(BaseModel):
@@ -130,7 +143,7 @@ class CenteringParams(BaseModel):
 
 def make_rotation(params: RotationParams):
     """A ``RandomRotation`` layer."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [keras.layers.RandomRotation(
         params.factor, fill_mode=params.fill_mode, interpolation=params.interpolation,
@@ -140,7 +153,7 @@ def make_rotation(params: RotationParams):
 
 def make_shift(params: ShiftParams):
     """A ``RandomTranslation`` layer."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [keras.layers.RandomTranslation(
         params.height, params.width, fill_mode=params.fill_mode,
@@ -150,7 +163,7 @@ def make_shift(params: ShiftParams):
 
 def make_shear(params: ShearParams):
     """A ``RandomShear`` layer (Keras 3.8 or newer)."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     layer = getattr(keras.layers, "RandomShear", None)
     if layer is None:
@@ -166,7 +179,7 @@ def make_shear(params: ShearParams):
 
 def make_zoom(params: ZoomParams):
     """A ``RandomZoom`` layer."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [keras.layers.RandomZoom(
         params.factor, params.width_factor, fill_mode=params.fill_mode,
@@ -176,14 +189,14 @@ def make_zoom(params: ZoomParams):
 
 def make_flip(params: FlipParams):
     """A ``RandomFlip`` layer."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [keras.layers.RandomFlip(params.mode, name="aug_flip")]
 
 
 def make_brightness(params: BrightnessParams):
     """A ``RandomBrightness`` layer."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [keras.layers.RandomBrightness(
         params.factor, value_range=params.value_range, name="aug_brightness"
@@ -192,7 +205,7 @@ def make_brightness(params: BrightnessParams):
 
 def make_contrast(params: ContrastParams):
     """A ``RandomContrast`` layer."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [keras.layers.RandomContrast(
         params.factor, value_range=params.value_range, name="aug_contrast"
@@ -201,15 +214,13 @@ def make_contrast(params: ContrastParams):
 
 def make_rescale(params: RescaleParams):
     """A ``Rescaling`` layer."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [keras.layers.Rescaling(params.scale, offset=params.offset, name="aug_rescale")]
 
 
 def make_centering(params: CenteringParams):
     """A layer subtracting each image's mean (see :mod:`harness.layers`)."""
-    from harness.layers import custom_layers
-
     return [custom_layers().SampleCentering(name="aug_centering")]
 
 

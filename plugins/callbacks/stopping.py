@@ -22,7 +22,7 @@ class ThresholdParams(BaseModel):
 
 def make_threshold(params: ThresholdParams, trial):
     """The course's ``myCallback``: "Reached 99% accuracy so cancelling training!"."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     class MetricThreshold(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -42,16 +42,20 @@ class EarlyStoppingParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    monitor: str = "val_loss"
-    patience: int = Field(3, ge=0)
-    min_delta: float = Field(0.0, ge=0)
-    mode: Literal["auto", "min", "max"] = "auto"
-    restore_best_weights: bool = True
+    monitor: str = Field("val_loss", description="a metric in the epoch logs, e.g. val_accuracy")
+    patience: int = Field(3, ge=0, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="min: lower is better; max: higher; auto: from the metric's name"
+    )
+    restore_best_weights: bool = Field(
+        True, description="end training with the best epoch's weights, not the last"
+    )
 
 
 def make_early_stopping(params: EarlyStoppingParams, trial):
     """Stop when ``monitor`` has not improved for ``patience`` epochs."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return keras.callbacks.EarlyStopping(
         monitor=params.monitor,
@@ -67,12 +71,12 @@ class TimeBudgetParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float = Field(600.0, gt=0)
+    seconds: float = Field(600.0, gt=0, description="wall time allowed for the trial's training")
 
 
 def make_time_budget(params: TimeBudgetParams, trial):
     """Stop training once the trial has trained for ``seconds``."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     class TimeBudget(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -87,7 +91,7 @@ def make_time_budget(params: TimeBudgetParams, trial):
 
 def make_terminate_on_nan(params, trial):
     """Stop at the first batch whose loss is NaN (the trial is then recorded as failed)."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return keras.callbacks.TerminateOnNaN()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data import split_arrays, stratified_split_arrays
 from harness.errors import HarnessError
 
 #: IDX magic numbers: two zero bytes, type 0x08 (unsigned byte), number of dimensions.
@@ -168,8 +169,6 @@ def carve_validation(
     both parts. Regression targets pass ``stratify=False`` for
     :func:`harness.data.split_arrays`.
     """
-    from harness.data import split_arrays, stratified_split_arrays
-
     held_out = max(1, int(round(len(x) * validation_split)))
     if len(x) - held_out < 1:
         raise HarnessError(

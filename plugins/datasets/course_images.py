@@ -72,31 +72,41 @@ class CourseImageParams(ImageFolderParams):
 class HorsesOrHumansParams(CourseImageParams):
     """Parameters of ``horses_or_humans`` (course default 300x300 RGB)."""
 
-    image_size: ImageSize = 300
+    image_size: ImageSize = Field(
+        300, description="resize every image to this (int: square; or [height, width])"
+    )
 
 
 class RockPaperScissorsParams(CourseImageParams):
     """Parameters of ``rock_paper_scissors`` (course default 150x150 RGB)."""
 
-    image_size: ImageSize = 150
+    image_size: ImageSize = Field(
+        150, description="resize every image to this (int: square; or [height, width])"
+    )
 
 
 class CatsVsDogsParams(CourseImageParams):
     """Parameters of ``cats_vs_dogs`` (course default 150x150 RGB)."""
 
-    image_size: ImageSize = 150
+    image_size: ImageSize = Field(
+        150, description="resize every image to this (int: square; or [height, width])"
+    )
 
 
 class MalariaParams(CourseImageParams):
     """Parameters of ``malaria`` (50x50 RGB; the cells are about 100-200 px)."""
 
-    image_size: ImageSize = 50
+    image_size: ImageSize = Field(
+        50, description="resize every image to this (int: square; or [height, width])"
+    )
 
 
 class FruitsParams(CourseImageParams):
     """Parameters of ``fruits`` (Fruits-360 images are 100x100 RGB)."""
 
-    image_size: ImageSize = 100
+    image_size: ImageSize = Field(
+        100, description="resize every image to this (int: square; or [height, width])"
+    )
 
 
 SETS: dict[str, tuple[CourseImageSet, type[CourseImageParams]]] = {

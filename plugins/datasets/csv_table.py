@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 import harness
@@ -59,8 +60,6 @@ def _listing(names, limit: int = 8) -> str:
 
 
 def _read(params: CsvTableParams):
-    import pandas as pd
-
     path = user_path(params.path, "csv_table [dataset] path")
     if not path.is_file():
         raise HarnessError(f"{path} is a folder; set [dataset] path to the CSV file itself")
@@ -77,8 +76,6 @@ def _read(params: CsvTableParams):
 
 def _feature_columns(params: CsvTableParams, frame, path) -> tuple[list[str], list[str]]:
     """(feature columns, skipped non-numeric columns)."""
-    import pandas as pd
-
     columns = list(frame.columns)
     if params.label not in columns:
         raise HarnessError(
@@ -116,8 +113,6 @@ def _feature_columns(params: CsvTableParams, frame, path) -> tuple[list[str], li
 
 def _labels(params: CsvTableParams, column, path):
     """(task, label array, class names or None) for the label column."""
-    import pandas as pd
-
     values = column.to_numpy()
     numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
     discrete = not numeric or pd.api.types.is_integer_dtype(column)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 import harness
@@ -26,7 +27,7 @@ class DigitsParams(BaseModel):
 
 def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
     """1,797 grey 8x8 digit images scaled to [0, 1], shape (8, 8, 1), 10 classes."""
-    import numpy as np
+    # lazy: scikit-learn takes ~1 s to import; harness plugins and validate stay fast
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()

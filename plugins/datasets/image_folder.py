@@ -78,7 +78,9 @@ class ImageFolderParams(BaseModel):
     image_size: ImageSize = Field(
         150, description="resize every image to this (int: square; or [height, width])"
     )
-    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    color_mode: Literal["rgb", "grayscale"] = Field(
+        "rgb", description="rgb: 3 channels; grayscale: 1 channel"
+    )
     validation_split: float | None = Field(
         None, ge=0.0, lt=1.0, description="share of each class held out of train/ (or of a "
         "flat tree) with the study's seed when there is no validation/ folder; default: "
@@ -132,7 +134,7 @@ def file_lock(path: Path) -> Iterator[bool]:
     locked, and the atomic rename alone keeps the cache consistent.
     """
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX only
     except ImportError:  # pragma: no cover - Windows
         yield False
         return
@@ -286,7 +288,7 @@ def decoded_cache(
 
 def scale_batch(x, y):
     """The image datasets' ``batch_map``: a batch of uint8 images -> float32 in [0, 1]."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     return tf.cast(x, tf.float32) * (1.0 / 255.0), y
 
@@ -295,7 +297,7 @@ def _in_memory(mapped: np.ndarray, rows: np.ndarray, y: np.ndarray):
     """Rows of the decoded uint8 array held in memory (scaled per batch by ``scale_batch``:
     converting the whole set to float32 up front costs 4x the memory and, for the first
     epochs, more time than it saves)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     x = tf.constant(np.ascontiguousarray(mapped if len(rows) == len(mapped) else mapped[rows]))
     return tf.data.Dataset.from_tensor_slices((x, y))
@@ -304,7 +306,7 @@ def _in_memory(mapped: np.ndarray, rows: np.ndarray, y: np.ndarray):
 def _streamed(x_path: Path, rows: np.ndarray, y: np.ndarray, shuffle: bool, seed: int,
               chunk: int = 256):
     """Stream ``rows`` of the memory-mapped array in chunks (chunk order reshuffled per pass)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     data = np.load(x_path, mmap_mode="r")  # kept open: survives the file's replacement
     shape = data.shape[1:]

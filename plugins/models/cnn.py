@@ -20,22 +20,44 @@ class CnnParams(BaseModel):
 
     conv_layers: int = Field(2, ge=1, le=10, description="Conv2D + MaxPool blocks")
     filters: int = Field(32, ge=1, le=4096, description="filters of the first block")
-    filters_growth: Literal["constant", "double"] = "constant"
-    filters_2: int | None = Field(None, ge=1, le=4096)
-    filters_3: int | None = Field(None, ge=1, le=4096)
-    filters_4: int | None = Field(None, ge=1, le=4096)
-    filters_5: int | None = Field(None, ge=1, le=4096)
-    kernel_size: int = Field(3, ge=1, le=15)
-    padding: Literal["valid", "same"] = "valid"
-    pool_size: int = Field(2, ge=1, le=8)
-    pool_strides: int | None = Field(None, ge=1, le=8)
-    batch_norm: bool = False
+    filters_growth: Literal["constant", "double"] = Field(
+        "constant", description="constant: every block has filters; double: doubled each block"
+    )
+    filters_2: int | None = Field(
+        None, ge=1, le=4096, description="filters of block 2 (default: from filters_growth)"
+    )
+    filters_3: int | None = Field(
+        None, ge=1, le=4096, description="filters of block 3 (default: from filters_growth)"
+    )
+    filters_4: int | None = Field(
+        None, ge=1, le=4096, description="filters of block 4 (default: from filters_growth)"
+    )
+    filters_5: int | None = Field(
+        None, ge=1, le=4096, description="filters of block 5 (default: from filters_growth)"
+    )
+    kernel_size: int = Field(3, ge=1, le=15, description="side of each Conv2D kernel")
+    padding: Literal["valid", "same"] = Field(
+        "valid", description="Conv2D and MaxPool padding: valid (none, shrinks) or same"
+    )
+    pool_size: int = Field(2, ge=1, le=8, description="side of each MaxPool window")
+    pool_strides: int | None = Field(
+        None, ge=1, le=8, description="MaxPool stride (default: pool_size)"
+    )
+    batch_norm: bool = Field(
+        False, description="BatchNormalization after each Conv2D and hidden Dense layer"
+    )
     conv_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each block")
-    dense_layers: int = Field(1, ge=0, le=8)
-    units: int = Field(128, ge=1, le=16384)
-    units_1: int | None = Field(None, ge=1, le=16384)
-    units_2: int | None = Field(None, ge=1, le=16384)
-    activation: Activation = "relu"
+    dense_layers: int = Field(1, ge=0, le=8, description="hidden Dense layers of the head")
+    units: int = Field(128, ge=1, le=16384, description="neurons per hidden Dense layer")
+    units_1: int | None = Field(
+        None, ge=1, le=16384, description="neurons of hidden Dense layer 1 (default: units)"
+    )
+    units_2: int | None = Field(
+        None, ge=1, le=16384, description="neurons of hidden Dense layer 2 (default: units)"
+    )
+    activation: Activation = Field(
+        "relu", description="activation of the Conv2D and hidden Dense layers"
+    )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout in the dense head")
 
 
@@ -51,7 +73,7 @@ def block_filters(params: CnnParams, index: int) -> int:
 
 def build_cnn(params: CnnParams, info: DatasetInfo):
     """``conv_layers`` x [Conv2D [+ BN] + MaxPool [+ Dropout]] -> Flatten -> dense head."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     if len(info.input_shape) != 3:
         raise TrialFailed(

@@ -20,13 +20,21 @@ class DenseParams(BaseModel):
 
     dense_layers: int = Field(1, ge=0, le=8, description="hidden layers")
     units: int = Field(128, ge=1, le=16384, description="neurons per hidden layer")
-    units_1: int | None = Field(None, ge=1, le=16384)
-    units_2: int | None = Field(None, ge=1, le=16384)
-    units_3: int | None = Field(None, ge=1, le=16384)
-    units_4: int | None = Field(None, ge=1, le=16384)
-    activation: Activation = "relu"
+    units_1: int | None = Field(
+        None, ge=1, le=16384, description="neurons of hidden layer 1 (default: units)"
+    )
+    units_2: int | None = Field(
+        None, ge=1, le=16384, description="neurons of hidden layer 2 (default: units)"
+    )
+    units_3: int | None = Field(
+        None, ge=1, le=16384, description="neurons of hidden layer 3 (default: units)"
+    )
+    units_4: int | None = Field(
+        None, ge=1, le=16384, description="neurons of hidden layer 4 (default: units)"
+    )
+    activation: Activation = Field("relu", description="activation of the hidden layers")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
-    batch_norm: bool = False
+    batch_norm: bool = Field(False, description="BatchNormalization after each hidden layer")
 
 
 def layer_units(params, index: int) -> int:
@@ -36,7 +44,7 @@ def layer_units(params, index: int) -> int:
 
 def dense_head(x, params, prefix: str = "dense"):
     """Hidden Dense [+ BatchNorm] + Dropout layers on tensor ``x`` (shared with ``cnn``)."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     for index in range(1, params.dense_layers + 1):
         x = keras.layers.Dense(
@@ -51,7 +59,7 @@ def dense_head(x, params, prefix: str = "dense"):
 
 def build_dense(params: DenseParams, info: DatasetInfo):
     """Flatten -> ``dense_layers`` x Dense(units) [+ BN] [+ Dropout] -> output for the task."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     inputs = keras.Input(shape=info.input_shape, name="input")
     x = keras.layers.Flatten(name="flatten")(inputs)

@@ -22,7 +22,7 @@ def build_linear(params: LinearParams, info: DatasetInfo):
     The course's ``keras.Sequential([keras.layers.Dense(units=1, input_shape=[1])])``
     is this model on a regression dataset with ``input_shape = (1,)``.
     """
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     if info.task == "next_token":
         raise TrialFailed("linear does not fit a next_token dataset; use the lstm_text model")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import harness
 from harness.data import DatasetInfo
 from harness.errors import TrialFailed
+from harness.layers import custom_layers
 from harness.models import output_layer
 from harness.textgen import generate
 
@@ -26,7 +27,7 @@ class LstmTextParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedding_dim: int = Field(10, ge=1, le=4096, description="size of each word vector")
-    lstm_units: int = Field(100, ge=1, le=8192)
+    lstm_units: int = Field(100, ge=1, le=8192, description="units of each LSTM layer")
     lstm_layers: int = Field(1, ge=1, le=3, description="stacked LSTM layers")
     bidirectional: bool = Field(False, description="read the sequence both ways")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the output layer")
@@ -51,9 +52,7 @@ def tokenizer_settings(info: DatasetInfo) -> dict:
 
 def build_lstm_text(params: LstmTextParams, info: DatasetInfo):
     """TextVocabulary -> Embedding -> LSTM layers -> Dropout -> Dense(vocabulary, softmax)."""
-    import keras
-
-    from harness.layers import custom_layers
+    import keras  # lazy: imports TensorFlow
 
     if info.task != "next_token" or not info.vocabulary:
         raise TrialFailed(

@@ -19,6 +19,7 @@ import harness
 from harness.data import DatasetInfo
 from harness.download import DEFAULT_TIMEOUT_S, keras_models_dir, offline
 from harness.errors import HarnessError, TrialFailed
+from harness.layers import custom_layers
 from harness.models import BuiltModel, FineTune, output_layer
 
 Backbone = Literal["vgg16", "inception_v3", "mobilenet_v2", "resnet50", "efficientnet_b0"]
@@ -47,7 +48,9 @@ class TransferParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backbone: Backbone = "inception_v3"
+    backbone: Backbone = Field(
+        "inception_v3", description="the keras.applications network used as the frozen base"
+    )
     weights: str = Field(
         "imagenet",
         description='"imagenet" (downloaded once), "none" (random), or a local .h5 weights file',
@@ -56,13 +59,17 @@ class TransferParams(BaseModel):
         None, description="layer whose output feeds the head (default: mixed7 for inception_v3)"
     )
     input_scale: float = Field(255.0, gt=0, description="multiplies [0, 1] inputs back to pixels")
-    pooling: Literal["flatten", "avg", "max"] = "flatten"
+    pooling: Literal["flatten", "avg", "max"] = Field(
+        "flatten", description="the base's output to the head: Flatten, or global avg / max pooling"
+    )
     units: int = Field(1024, ge=0, le=16384, description="Dense(relu) units of the head; 0: none")
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout before the output layer")
     fine_tune_at: str | int | None = Field(
         None, description="first base layer (name or index) unfrozen in the fine-tuning phase"
     )
-    fine_tune_learning_rate: float = Field(1e-5, gt=0, le=1)
+    fine_tune_learning_rate: float = Field(
+        1e-5, gt=0, le=1, description="the learning rate of the fine-tuning phase"
+    )
     fine_tune_epochs: int = Field(0, ge=0, le=10_000, description="0: no fine-tuning phase")
 
     @field_validator("weights")
@@ -131,9 +138,7 @@ def _weights_id(weights: str) -> str | None:
 
 def build_transfer(params: TransferParams, info: DatasetInfo) -> BuiltModel:
     """Backbone (frozen, cut at ``cut_at``) -> pooling -> Dense -> Dropout -> task output."""
-    import keras
-
-    from harness.layers import custom_layers
+    import keras  # lazy: imports TensorFlow
 
     if info.task == "next_token":
         raise TrialFailed("transfer needs image data; for next_token use the lstm_text model")

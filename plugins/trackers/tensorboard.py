@@ -145,7 +145,7 @@ def session_value(distribution, value: Any) -> Any:
 
 
 def _hparam(name: str, distribution) -> Any:
-    from tensorboard.plugins.hparams import api as hp
+    from tensorboard.plugins.hparams import api as hp  # lazy: imports TensorFlow
 
     values = domain_values(distribution)
     if values is not None:
@@ -204,8 +204,8 @@ def _claim_config(tensorboard_dir: Path) -> bool:
 def write_experiment_config(study, result) -> bool:
     """Write the HParams experiment config for ``study`` from ``result``'s metrics, unless
     it was written already. Returns whether this call wrote it."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
+    import tensorflow as tf  # lazy: imports TensorFlow
+    from tensorboard.plugins.hparams import api as hp  # lazy: imports TensorFlow
 
     root = study.tensorboard_dir
     if not _claim_config(root):
@@ -273,7 +273,7 @@ def harness_trial_start(trial):
 @harness.hookimpl
 def harness_trial_callbacks(trial):
     """Keras's TensorBoard callback: epoch scalars for train and validation."""
-    import keras
+    import keras  # lazy: imports TensorFlow
 
     return [
         keras.callbacks.TensorBoard(
@@ -290,10 +290,10 @@ def harness_trial_end(trial, result):
     """Write the trial's HParams session (parameters, worker, device, ``state``; ended with
     its status), its final metrics (``final/<name>``, also of a pruned or failed trial)
     and its status text; the first trial with metrics also writes the experiment config."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-    from tensorboard.plugins.hparams import api_pb2
-    from tensorboard.plugins.hparams import summary as hp_summary
+    import tensorflow as tf  # lazy: imports TensorFlow
+    from tensorboard.plugins.hparams import api as hp  # lazy: imports TensorFlow
+    from tensorboard.plugins.hparams import api_pb2  # lazy: no tensorboard at plugin loading
+    from tensorboard.plugins.hparams import summary as hp_summary  # lazy: imports TensorFlow
 
     domains = {p.name: p.distribution for p in trial.study.spec.space.params}
     values = {
@@ -320,7 +320,7 @@ def harness_trial_end(trial, result):
 def harness_test_evaluated(study, trial_number, metrics):
     """Write the trial's test-split metrics as ``final/<name>`` (``final/test_accuracy``)
     into its run, next to its other final metrics."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: imports TensorFlow
 
     run = TrialContext(study, trial_number, {}).tensorboard_dir
     writer = tf.summary.create_file_writer(str(run))

@@ -13,8 +13,11 @@ import io
 import os
 import socket
 import time
+from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
+
+import grpc
 
 from harness.backends.kerastuner.config import config
 from harness.backends.kerastuner.store import CHIEF_DONE_FILE, HOST, _write_json
@@ -115,12 +118,9 @@ def _serve(tuner, project: Path, budget: int, deadline: float | None) -> None:
     asking for a trial) and keeps answering for a few seconds, so no worker is left
     waiting on a chief that is gone.
     """
-    # The chief's gRPC service: grpc and keras_tuner (TensorFlow) load only in the chief.
-    from concurrent import futures
-
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
+    # The chief's gRPC service: keras_tuner (TensorFlow) loads only in the chief.
+    from keras_tuner.src import protos  # lazy: keras_tuner imports TensorFlow
+    from keras_tuner.src.distribute import oracle_chief  # lazy: imports TensorFlow
 
     oracle = tuner.oracle
     tuner.save()

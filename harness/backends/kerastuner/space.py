@@ -24,6 +24,7 @@ from harness.space import (
     SearchParam,
     SearchSpace,
 )
+from harness.study import TrainParams
 
 EPOCHS = "train.epochs"
 #: Largest int domain enumerated to express a condition such as ``layers >= 2``.
@@ -94,9 +95,6 @@ def _max_epochs(spec) -> int:
     """Hyperband's ``max_epochs``: the upper bound of ``train.epochs`` (or its value)."""
     param = spec.space.get(EPOCHS)
     if param is None:
-        # harness.study (pydantic, the plugin manager) stays out of the backend's import.
-        from harness.study import TrainParams
-
         return int(spec.space.literals.get(EPOCHS, TrainParams().epochs))
     dist = param.distribution
     if isinstance(dist, ChoiceDistribution):

@@ -22,6 +22,7 @@ from harness.backends.kerastuner.space import EPOCHS
 from harness.devices import process_alive
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
+from harness.results import TrialRecord
 
 HOST = socket.gethostname()
 PROJECTS_DIR = "kerastuner"
@@ -142,8 +143,6 @@ def progress(spec, url: str) -> tuple[int, float | None]:
 
 def records(spec, url: str) -> list:
     """Every KerasTuner trial as a backend-agnostic :class:`harness.results.TrialRecord`."""
-    from harness.results import TrialRecord  # pandas: kept out of the backend's import
-
     metric_names = [o.metric for o in spec.objectives]
     out = []
     for record in _stored_records(Path(url), spec):

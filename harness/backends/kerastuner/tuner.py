@@ -51,6 +51,8 @@ from harness.backends.kerastuner.store import (
 from harness.context import StudyContext, TrialContext
 from harness.devices import resident_memory_mb
 from harness.errors import HarnessError
+from harness.results import save_best_model
+from harness.trial import NullReporter, StudyAborted, release_trial_memory, run_trial
 
 log = logging.getLogger(__package__)  # the logger name harness.log has always shown
 
@@ -125,12 +127,7 @@ class _Runner:
             raise self.aborted
 
     def run(self, trial) -> float:
-        # keras_tuner imports TensorFlow; harness.results (pandas) and harness.trial (models,
-        # features) stay out of the backend's import: they load where trials run.
-        from keras_tuner import errors as kt_errors
-
-        from harness.results import save_best_model
-        from harness.trial import NullReporter, StudyAborted, release_trial_memory, run_trial
+        from keras_tuner import errors as kt_errors  # lazy: keras_tuner imports TensorFlow
 
         spec = self.context.spec
         path = _record_path(self.project, trial.trial_id)
@@ -200,7 +197,7 @@ def _oracle_class(base: type) -> type:
     """``base`` (a KerasTuner oracle) with the harness's enqueued trials, a failure limit
     that counts only the latest run of failures, and a marker when it stops early."""
     import keras_tuner  # imports TensorFlow: only when the search runs
-    from keras_tuner.engine import trial as trial_module
+    from keras_tuner.engine import trial as trial_module  # lazy: keras_tuner imports TensorFlow
 
     status = trial_module.TrialStatus
 
