@@ -13,12 +13,11 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessError, StudyFileError
-from harness.plugins import HarnessPlugins
 from harness.registry import Component, Registry, backend_names
 from harness.space import (
     SearchParam,
@@ -28,6 +27,9 @@ from harness.space import (
     parse_condition,
     parse_distribution,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - types only: the plugin manager is a layer above
+    from harness.plugins import HarnessPlugins
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: Longer names would make run directories and database keys unwieldy (and some
