@@ -36,8 +36,16 @@ def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None):
     ]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal,
     )
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before exec: SIGINT unblocked and at its default action, as a terminal
+    gives it to a command. A test runner's worker process may have it blocked or ignored
+    (both survive exec), and then `harness run` would never see the test's Ctrl-C."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_trial(tmp_path: Path, number: int, timeout: float = 240) -> None:
