@@ -507,9 +507,13 @@ def load_study(
     except HarnessError as exc:
         culprit = _blamed_assignment(from_file, assignments, plugins, path)
         if culprit is not None:
-            shown = json.dumps(assignments[culprit], default=str)
-            raise StudyFileError(f"--set {culprit}={shown}: {exc}") from None
+            raise blamed_on_set(culprit, assignments[culprit], exc) from None
         raise StudyFileError(f"{path}: {exc}") from None
+
+
+def blamed_on_set(key: str, value: Any, exc: Exception) -> StudyFileError:
+    """The error ``exc``, attributed to the ``--set KEY=VALUE`` that caused it."""
+    return StudyFileError(f"--set {key}={json.dumps(value, default=str)}: {exc}")
 
 
 def _blamed_assignment(

@@ -6,14 +6,13 @@ found by :func:`harness.backends.base.load_backend`.
 
 from __future__ import annotations
 
-import json
 from types import ModuleType
 from typing import Any
 
 from harness.backends.base import backend_config, load_backend
 from harness.errors import HarnessError, StudyFileError
 from harness.registry import BUILT_IN_BACKENDS
-from harness.study import StudySpec
+from harness.study import StudySpec, blamed_on_set
 
 
 def check_backend(spec: StudySpec, assignments: dict[str, Any] | None = None) -> StudySpec:
@@ -49,8 +48,7 @@ def _blamed(spec: StudySpec, table: str, exc: HarnessError, assignments: dict) -
         if key.split(".", 1)[0] == table and key.split(".", 1)[-1].split(".")[0] in str(exc)
     ]
     if culprits:
-        shown = json.dumps(assignments[culprits[-1]], default=str)
-        return StudyFileError(f"--set {culprits[-1]}={shown}: {exc}")
+        return blamed_on_set(culprits[-1], assignments[culprits[-1]], exc)
     return StudyFileError(f"{spec.path}: {exc}")
 
 
