@@ -12,14 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from harness.backends import check_backend
 from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
 from harness.evaluate import chosen_trials, evaluate_trials, test_note
 from harness.logs import configure_logging
-from harness.orchestrator import RunOptions, apply_options, run_study
+from harness.orchestrator import RunOptions, apply_options, run_study, workers_started_early
 from harness.plugins import load_plugins
 from harness.quiet import start_tensorflow
 from harness.registry import FAMILIES
@@ -28,6 +26,7 @@ from harness.results import (
     FINISHED_STATES,
     counted_mask,
     finished_counted,
+    pandas,
     read_meta,
     resolve_run_dir,
     write_results,
@@ -195,14 +194,15 @@ def one_line(text: str) -> str:
     )
 
 
-def _load(args):
+def _load(args, data_checked: bool = True):
     """Plugins and the validated study, its data checked by the dataset plugin's ``check``
-    (before anything is written)."""
+    (before anything is written) unless ``data_checked`` is false."""
     plugins = load_plugins(args.plugin)
     assignments = _assignments(args)
     spec = load_study(args.study, plugins, assignments)
     check_backend(spec, assignments)
-    check_data(spec, assignments)
+    if data_checked:
+        check_data(spec, assignments)
     return plugins, spec
 
 
@@ -223,7 +223,7 @@ def _add_set(parser) -> None:
 
 def cmd_run(args) -> int:
     """``harness run STUDY``."""
-    plugins, spec = _load(args)
+    plugins, spec = _load(args, data_checked=False)
     options = RunOptions(
         runs_dir=args.runs_dir,
         trials=args.trials,
@@ -242,7 +242,9 @@ def cmd_run(args) -> int:
         overrides=_assignments(args),
     )
     apply_options(spec, options)  # flags checked like the file, before anything is written
-    outcome = run_study(spec, plugins, options)
+    with workers_started_early(spec, options) as launcher:
+        check_data(spec, options.overrides)
+        outcome = run_study(spec, plugins, options, launcher)
     print(summary(outcome, outcome.spec))
     if outcome.interrupted:
         print(
@@ -455,7 +457,7 @@ def _show_text(run_dir, table, args) -> str:
             table = table.drop(columns="retry_of")
     if args.top:
         table = table.head(args.top)
-    with pd.option_context(
+    with pandas().option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
     ):
         body = table.to_string(index=False) if not table.empty else "(no trials yet)"

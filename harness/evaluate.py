@@ -18,9 +18,7 @@ import logging
 import multiprocessing as mp
 import os
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.context import StudyContext, TrialContext
 from harness.devices import configure_tensorflow
@@ -43,6 +41,9 @@ from harness.results import (
     write_test_results,
 )
 from harness.study import load_study
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 import os
 import queue
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_exits
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,12 @@ from harness.study import StudySpec
 from harness.workers import (
     EXIT_RECYCLE,
     WorkerJob,
+    WorkerLauncher,
+    WorkerSlot,
     configure_tensorflow,
     discover_gpus,
     parse_devices,
     plan_workers,
-    start_worker,
 )
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,17 @@ EXIT_INTERRUPTED = 130
 #: The reason an interrupted trial records (and re-runs under).
 INTERRUPTED_BY_USER = "interrupted by the user"
 
-__all__ = ["RunOptions", "StudyOutcome", "apply_options", "run_study", "study_meta"]
+#: How often the supervisor reads the storage for progress while no worker exits.
+POLL_SECONDS = 0.5
+
+__all__ = [
+    "RunOptions",
+    "StudyOutcome",
+    "apply_options",
+    "run_study",
+    "study_meta",
+    "workers_started_early",
+]
 
 
 @dataclass
@@ -114,10 +126,60 @@ def study_meta(
     }
 
 
-def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> StudyOutcome:
+@contextlib.contextmanager
+def workers_started_early(spec: StudySpec, options: RunOptions) -> Iterator[WorkerLauncher | None]:
+    """Start the run's first worker now, so that it imports TensorFlow while this process
+    checks the data and prepares the storage; pass what this yields to ``run_study``.
+
+    Yields ``None`` for an in-process run. On leaving, a worker that was never handed its
+    job (the data check failed, the study had nothing left to run) is stopped.
+    """
+    if options.in_process:
+        yield None
+        return
+    spec = apply_options(spec, options)
+    launcher = WorkerLauncher(plan_slots(spec, get_backend(spec), options))
+    launcher.start_early(_worker_job(spec, options, launcher.slots[0], storage="", deadline=None))
+    try:
+        yield launcher
+    finally:
+        launcher.close()
+
+
+def plan_slots(spec: StudySpec, backend: Any, options: RunOptions) -> list[WorkerSlot]:
+    """The run's worker slots: one per ``workers``, pinned to ``--devices`` or the GPUs
+    found, plus whatever processes the backend adds (KerasTuner's chief)."""
+    slots = plan_workers(spec.study.workers, parse_devices(options.devices, discover_gpus()))
+    if hasattr(backend, "distributed_slots"):  # e.g. KerasTuner's chief + workers
+        slots = backend.distributed_slots(spec, slots)
+    return slots
+
+
+def _worker_job(
+    spec: StudySpec, options: RunOptions, slot: WorkerSlot, storage: str, deadline: float | None
+) -> WorkerJob:
+    return WorkerJob(
+        study_path=str(spec.path),
+        options=options,
+        storage=storage,
+        budget=spec.study.trials,
+        deadline=deadline,
+        max_trials=spec.study.recycle_after or None,
+        memory_limit_mb=spec.study.max_worker_memory_mb,
+        slot=slot,
+    )
+
+
+def run_study(
+    spec: StudySpec,
+    plugins: HarnessPlugins,
+    options: RunOptions,
+    launcher: WorkerLauncher | None = None,
+) -> StudyOutcome:
     """Run (or resume) a study until its budget or timeout; evaluate the best trial(s) once
     on the test split; return the results table.
 
+    ``launcher`` is what ``workers_started_early`` yielded, if the caller used it.
     ``trials.csv``, ``histories.json`` and ``best.json`` are rewritten after every trial.
     """
     if options.in_process:
@@ -151,7 +213,7 @@ def run_study(spec: StudySpec, plugins: HarnessPlugins, options: RunOptions) -> 
                 ),
             )
         else:
-            _supervise(spec, backend, options, storage, deadline, feed)
+            _supervise(spec, backend, options, storage, deadline, feed, launcher)
     except KeyboardInterrupt:
         interrupted = True
         if options.in_process:
@@ -203,29 +265,20 @@ def _evaluation_env(options: RunOptions) -> dict[str, str]:
 
 
 def _supervise(
-    spec, backend, options: RunOptions, storage: str, deadline: float | None, feed: TrialFeed
+    spec,
+    backend,
+    options: RunOptions,
+    storage: str,
+    deadline: float | None,
+    feed: TrialFeed,
+    launcher: WorkerLauncher | None = None,
 ) -> None:
     """Keep ``workers`` processes pulling trials until the budget is met; report each trial."""
     budget = spec.study.trials
-    gpus = parse_devices(options.devices, discover_gpus())
-    slots = plan_workers(spec.study.workers, gpus)
-    if hasattr(backend, "distributed_slots"):  # e.g. KerasTuner's chief + workers
-        slots = backend.distributed_slots(spec, slots)
-    errors = mp.get_context("spawn").Queue()
+    launcher = launcher or WorkerLauncher(plan_slots(spec, backend, options))
+    slots, errors = launcher.slots, launcher.errors
     running: dict[str, Any] = {}
     crashes = 0
-
-    def job(slot):
-        return WorkerJob(
-            study_path=str(spec.path),
-            options=options,
-            storage=storage,
-            budget=budget,
-            deadline=deadline,
-            max_trials=spec.study.recycle_after or None,
-            memory_limit_mb=spec.study.max_worker_memory_mb,
-            slot=slot,
-        )
 
     try:
         while True:
@@ -259,14 +312,20 @@ def _supervise(
                         )
                 running.pop(slot.worker_id, None)
                 if not finished:
-                    running[slot.worker_id] = start_worker(job(slot), errors)
+                    running[slot.worker_id] = launcher.start(
+                        _worker_job(spec, options, slot, storage, deadline)
+                    )
             idle = not any(p.is_alive() for p in running.values())
             all_done = len(running) == len(slots) and all(
                 p.exitcode == 0 for p in running.values()
             )
             if idle and (finished or all_done):
                 break
-            time.sleep(0.5)
+            alive = [p.sentinel for p in running.values() if p.is_alive()]
+            if alive:  # wakes as soon as a worker exits
+                wait_for_exits(alive, timeout=POLL_SECONDS)
+            else:
+                time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         _stop_workers(running, interrupt=True)
         backend.fail_orphans(

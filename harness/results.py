@@ -7,12 +7,13 @@ import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.files import replacing, write_text_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_FILE = "trials.csv"
 BEST_FILE = "best.json"
@@ -46,6 +47,14 @@ class TrialRecord:
     counted: bool = True
 
 
+def pandas():
+    """The pandas module, imported on first use: ``harness run`` would otherwise pay 0.4 s
+    for it before its first worker starts (workers get it with TensorFlow anyway)."""
+    import pandas  # lazy: see the docstring
+
+    return pandas
+
+
 def build_table(records: list[TrialRecord], objectives: list[dict[str, str]]) -> pd.DataFrame:
     """One row per trial, best first: number, state, objective value(s), parameters, metrics,
     duration, worker, device, fail reason."""
@@ -68,9 +77,9 @@ def build_table(records: list[TrialRecord], objectives: list[dict[str, str]]) ->
             fail_reason=record.fail_reason,
         )
         rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pandas().DataFrame(rows)
     if table.empty:
-        table = pd.DataFrame(columns=["number", "state", *metric_names])
+        table = pandas().DataFrame(columns=["number", "state", *metric_names])
     else:
         table = sort_best_first(table, objectives)
     # Per-epoch histories ride along to write_results (trials.csv has no room for them).
@@ -95,7 +104,7 @@ def counted_mask(table: pd.DataFrame) -> pd.Series:
     """Rows that take a slot of the budget (not interrupted, not replaced); every row of a
     table written before the ``counted`` column existed."""
     if "counted" not in table:
-        return pd.Series(True, index=table.index)
+        return pandas().Series(True, index=table.index)
     return table["counted"].fillna(True).astype(bool)
 
 
@@ -114,7 +123,7 @@ def sort_best_first(table: pd.DataFrame, objectives: list[dict[str, str]]) -> pd
         first["metric"], ascending=first["direction"] == "minimize", na_position="last"
     )
     rest = table[~complete].sort_values("number")
-    return pd.concat([done, rest]).reset_index(drop=True)
+    return pandas().concat([done, rest]).reset_index(drop=True)
 
 
 def write_results(
@@ -317,6 +326,7 @@ def read_table_file(path: Path) -> pd.DataFrame:
     """``trials.csv`` as written, checked: a readable CSV with ``number`` and ``state``."""
     if not path.is_file():
         raise HarnessError(f"{path} does not exist yet; the study has no finished trial")
+    pd = pandas()
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):

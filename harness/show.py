@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.results import (
@@ -25,6 +23,9 @@ from harness.results import (
     with_test_columns,
 )
 from harness.study import Objective
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _optuna_records(run_dir: Path, meta: dict[str, Any]) -> list | None:

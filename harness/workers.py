@@ -12,8 +12,10 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(job: WorkerJob, errors: Any) -> None:
-    """Entry point of a worker process: pin the device, then run trials."""
+def worker_main(job: WorkerJob, errors: Any, handover: Any = None) -> None:
+    """Entry point of a worker process: pin the device, then run trials.
+
+    A worker started early (``handover``, the receiving end of a pipe) gets ready
+    (plugins, study, TensorFlow) while the orchestrator checks the data and prepares
+    the storage, then waits for the storage and deadline; it exits quietly when the
+    pipe is closed instead (the run ended before it needed this worker).
+    """
     _die_with_parent()
     os.environ.update(job.slot.env)
     configure_logging()
@@ -78,9 +86,14 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         spec = apply_options(
             load_study(job.study_path, plugins, job.options.overrides), job.options
         )
+        start_tensorflow(configure_tensorflow)
+        if handover is not None:
+            try:
+                job = replace(job, **handover.recv())
+            except EOFError:
+                return
         run_dir = Path(job.options.runs_dir) / spec.name
         log_to_file(run_dir)
-        start_tensorflow(configure_tensorflow)
         context = StudyContext(spec, run_dir)
         task = WorkerTask(
             job.storage,
@@ -106,6 +119,32 @@ def worker_main(job: WorkerJob, errors: Any) -> None:
         raise SystemExit(EXIT_REPORTED) from None
 
 
+def worker_process(job: WorkerJob, errors: Any, handover: Any = None) -> None:
+    """Target of a worker process: ``worker_main``, then an exit that skips the interpreter's
+    teardown.
+
+    Everything a worker writes is on disk when ``worker_main`` returns (trial files, the
+    storage, closed TensorBoard writers); what remains is TensorFlow's and Python's
+    teardown, about a second per worker, which the orchestrator would wait for. So the
+    log and the error queue are flushed, other non-daemon threads joined, and the process
+    leaves with ``os._exit``.
+    """
+    code = 0
+    try:
+        worker_main(job, errors, handover)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    logging.shutdown()
+    errors.close()
+    errors.join_thread()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 def stop_helper_processes() -> None:
     """Stop multiprocessing's resource tracker (started for the workers' error queue) and
     wait for it, so that no process this run started outlives ``harness run``; a later
@@ -122,11 +161,62 @@ def stop_helper_processes() -> None:
             pass
 
 
-def start_worker(job: WorkerJob, errors: Any) -> mp.process.BaseProcess:
+def start_worker(job: WorkerJob, errors: Any, handover: Any = None) -> mp.process.BaseProcess:
     """Start one worker in a fresh (spawned) interpreter."""
     ctx = mp.get_context("spawn")
     process = ctx.Process(
-        target=worker_main, args=(job, errors), name=f"harness-{job.slot.worker_id}"
+        target=worker_process,
+        args=(job, errors) if handover is None else (job, errors, handover),
+        name=f"harness-{job.slot.worker_id}",
     )
     process.start()
     return process
+
+
+class WorkerLauncher:
+    """A run's worker slots, their shared error queue, and the worker processes it starts.
+
+    The first slot's worker can be started early (``start_early``), before the storage
+    exists: a worker spends seconds importing TensorFlow, and it does that while the
+    orchestrator checks the data and prepares the storage instead of after. ``start``
+    hands it its job when its slot comes up; ``close`` stops it if it never does.
+    """
+
+    def __init__(self, slots: list[WorkerSlot]):
+        self.slots = slots
+        self.errors = mp.get_context("spawn").Queue()
+        self._early: tuple[str, mp.process.BaseProcess, Any] | None = None
+
+    def start_early(self, job: WorkerJob) -> None:
+        """Start ``job.slot``'s worker now; its ``storage`` and ``deadline`` come later,
+        from ``start``."""
+        receiving, sending = mp.get_context("spawn").Pipe(duplex=False)
+        process = start_worker(job, self.errors, handover=receiving)
+        receiving.close()  # the worker holds its own copy
+        self._early = (job.slot.worker_id, process, sending)
+
+    def start(self, job: WorkerJob) -> mp.process.BaseProcess:
+        """The worker for ``job.slot``: the one started early for it, given ``job``'s
+        storage and deadline, or a new process."""
+        if self._early is not None and self._early[0] == job.slot.worker_id:
+            _, process, sending = self._early
+            self._early = None
+            try:
+                sending.send({"storage": job.storage, "deadline": job.deadline})
+            except OSError:  # it died while getting ready: its exit code tells the supervisor
+                pass
+            sending.close()
+            return process
+        return start_worker(job, self.errors)
+
+    def close(self) -> None:
+        """Stop a worker started early that was never handed its job, and let go of the
+        error queue (its semaphores are unlinked when it is collected, which must happen
+        before ``stop_helper_processes`` stops the resource tracker)."""
+        if self._early is not None:
+            _, process, sending = self._early
+            self._early = None
+            sending.close()
+            process.terminate()  # it may still be importing TensorFlow: do not wait for that
+            process.join(10)
+        self.errors = None

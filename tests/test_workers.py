@@ -161,3 +161,77 @@ def test_orchestrating_process_leaves_tensorflow_and_the_gpus_to_its_workers(
             RunOptions(runs_dir=tmp_path / "runs", in_process=in_process, show_progress=False),
         )
     assert started.value.args[0] == (configure_tensorflow if in_process else "workers")
+
+
+def _record_workers(monkeypatch) -> list:
+    """Wrap ``harness.workers.start_worker``: each call appended as (process, started early)."""
+    import harness.workers
+
+    started = []
+    real = harness.workers.start_worker
+
+    def recording(job, errors, handover=None):
+        process = real(job, errors, handover)
+        started.append((process, handover is not None))
+        return process
+
+    monkeypatch.setattr(harness.workers, "start_worker", recording)
+    return started
+
+
+def test_the_first_worker_starts_early_and_runs_the_trials(
+    monkeypatch, tmp_path, write_study, capsys
+):
+    """`harness run` starts its worker before the data check and the storage set-up (it
+    imports TensorFlow meanwhile), then hands it the study: one process runs every trial,
+    and none is left when the command returns."""
+    import multiprocessing as mp
+
+    from harness import cli
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("PROBE_DIR", str(tmp_path))
+    started = _record_workers(monkeypatch)
+    study = write_study(PROBE_STUDY.format(name="early", trials=2, seed=3))
+    code = cli.main(
+        ["run", str(study), "--runs-dir", str(tmp_path / "runs"), "--plugin", str(TRIAL_PROBE),
+         "--no-progress"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert [early for _, early in started] == [True]
+    pids = {line.pid for line in read_probe(tmp_path)}
+    assert pids == {started[0][0].pid}
+    assert started[0][0].exitcode == 0
+    assert mp.active_children() == []
+
+
+def test_a_worker_started_early_is_stopped_when_the_data_check_fails(
+    monkeypatch, tmp_path, write_study, capsys
+):
+    """The data check runs after the worker started: when it refuses the data, the
+    command still exits 2 with one line, writes nothing, and leaves no process behind."""
+    import gzip
+    import multiprocessing as mp
+
+    from harness import cli
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    started = _record_workers(monkeypatch)
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (data / f"{name}.gz").write_bytes(gzip.compress(b"not an IDX file"))
+    study = write_study(
+        PROBE_STUDY.format(name="refused", trials=2, seed=3).replace(
+            'name = "digits"\nlimit = 200', f'name = "mnist"\npath = "{data}"'
+        )
+    )
+    code = cli.main(["run", str(study), "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "IDX" in err, err
+    assert [early for _, early in started] == [True]
+    assert started[0][0].exitcode == -signal.SIGTERM  # stopped, not left importing TensorFlow
+    assert mp.active_children() == []
+    assert not (tmp_path / "runs").exists()
