@@ -19,6 +19,7 @@ from harness.evaluate import chosen_trials, evaluate_trials, test_note
 from harness.logs import configure_logging
 from harness.orchestrator import RunOptions, apply_options, run_study, workers_started_early
 from harness.plugins import load_plugins
+from harness.profiles import profile_names
 from harness.quiet import start_tensorflow
 from harness.registry import FAMILIES
 from harness.results import (
@@ -199,7 +200,7 @@ def _load(args, data_checked: bool = True):
     (before anything is written) unless ``data_checked`` is false."""
     plugins = load_plugins(args.plugin)
     assignments = _assignments(args)
-    spec = load_study(args.study, plugins, assignments)
+    spec = load_study(args.study, plugins, assignments, getattr(args, "profile", None))
     check_backend(spec, assignments)
     if data_checked:
         check_data(spec, assignments)
@@ -218,6 +219,12 @@ def _add_set(parser) -> None:
         metavar="KEY=VALUE",
         help="override one value of the study file, e.g. --set dataset.path=data/mnist "
         "--set train.epochs=3 (TOML values; repeatable)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="apply the study file's [profiles.NAME] table (e.g. cpu: a CPU-sized variant); "
+        "it runs as the study <name>-<NAME>, and --set values still win",
     )
 
 
@@ -240,6 +247,7 @@ def cmd_run(args) -> int:
         smoke=args.smoke,
         show_progress=not args.no_progress,
         overrides=_assignments(args),
+        profile=args.profile,
     )
     apply_options(spec, options)  # flags checked like the file, before anything is written
     with workers_started_early(spec, options) as launcher:
@@ -309,6 +317,7 @@ def _join_study(args, plugins, spec, storage: str | None) -> int:
         extra_plugins=tuple(args.plugin),
         show_progress=not args.no_progress,
         overrides=_assignments(args),
+        profile=args.profile,
     )
     apply_options(spec, options)  # flags checked like the file, before anything is written
     outcome = run_study(spec, plugins, options)
@@ -412,7 +421,7 @@ def _no_test_split(run_dir) -> bool:
 
 def cmd_validate(args) -> int:
     """``harness validate STUDY``: no TensorFlow, no training."""
-    _, spec = _load(args)
+    plugins, spec = _load(args)
     print(
         f"{args.study}: valid study {spec.name!r} "
         f"({spec.study.backend}, {spec.study.trials} trials)"
@@ -421,6 +430,10 @@ def cmd_validate(args) -> int:
     for param in spec.space.params:
         condition = f"  when {param.condition.describe()}" if param.condition else ""
         print(f"  {param.name}: {param.distribution.describe()}{condition}")
+    others = [name for name in profile_names(spec.raw) if name != spec.profile]
+    for name in others:  # each declared profile must load too
+        variant = load_study(args.study, plugins, _assignments(args), name)
+        print(f"profile {name}: valid (study {variant.name!r}, {variant.study.trials} trials)")
     return 0
 
 
@@ -477,7 +490,7 @@ def cmd_evaluate(args) -> int:
             "restore it to evaluate (its dataset table says where the test split is)"
         )
     plugins = load_plugins(args.plugin)
-    spec = load_study(study_file, plugins, meta.get("overrides") or {})
+    spec = load_study(study_file, plugins, meta.get("overrides") or {}, meta.get("profile"))
     table = study_table(run_dir)
     numbers = chosen_trials(table, meta.get("objectives", []), args.top)
     if not numbers:

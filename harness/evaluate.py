@@ -163,7 +163,9 @@ def _evaluate_child(study_path: str, options: Any, run_dir: str, numbers: list[i
     configure_logging()
     log_to_file(Path(run_dir))
     plugins = load_plugins(options.extra_plugins)
-    spec = apply_options(load_study(study_path, plugins, options.overrides), options)
+    spec = apply_options(
+        load_study(study_path, plugins, options.overrides, options.profile), options
+    )
     start_tensorflow(configure_tensorflow)
     try:
         evaluate_trials(spec, plugins, Path(run_dir), numbers)

@@ -294,7 +294,7 @@ def _retrain(run_dir, meta, best, saved_card, target, extra_plugins, plugins) ->
             "it is gone (restore it, or export without --retrain)"
         )
     plugins = plugins if plugins is not None else load_plugins(list(extra_plugins))
-    spec = load_study(study_file, plugins)
+    spec = load_study(study_file, plugins, meta.get("overrides") or {}, meta.get("profile"))
     number = int(best["trial"])
     params = dict(meta.get("literals") or {})
     if saved_card.get("trial") == number and saved_card.get("params"):

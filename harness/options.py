@@ -36,6 +36,7 @@ class RunOptions:
     smoke: bool = False
     show_progress: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None
 
 
 def apply_options(spec: StudySpec, options: RunOptions) -> StudySpec:

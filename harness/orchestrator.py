@@ -123,6 +123,7 @@ def study_meta(
         },
         "literals": spec.space.literals,
         "overrides": dict(overrides or {}),
+        "profile": spec.profile,
     }
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessError, StudyFileError
+from harness.profiles import profile_assignments
 from harness.registry import Component, Registry, backend_names
 from harness.space import (
     SearchParam,
@@ -43,6 +44,7 @@ TOP_LEVEL_KEYS = (
     "augment",
     "callbacks",
     "enqueue",
+    "profiles",
 )
 #: Metrics a trial reports besides Keras's own (loss, accuracy, val_*, ...).
 EXTRA_METRICS = ("params", "train_seconds", "epochs_run")
@@ -211,6 +213,8 @@ class StudySpec:
     #: The search backends' own tables (``[optuna]``, ``[kerastuner]``), as written: each
     #: backend validates its table with its own model (harness.backends.check_backend).
     backend_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The ``[profiles.NAME]`` applied (``--profile``), if any.
+    profile: str | None = None
 
     @property
     def name(self) -> str:
@@ -492,23 +496,44 @@ def _drop_key(table: Any, parts: list[str]) -> None:
 
 
 def load_study(
-    path: str | Path, plugins: HarnessPlugins, assignments: dict[str, Any] | None = None
+    path: str | Path,
+    plugins: HarnessPlugins,
+    assignments: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> StudySpec:
     """Read and validate a study file; raise :class:`StudyFileError` naming file and key path.
 
-    ``assignments`` (``harness run --set KEY=VALUE``) replace or add values of the
-    file before it is validated.
+    ``profile`` applies the file's ``[profiles.NAME]`` table (see :mod:`harness.profiles`),
+    then ``assignments`` (``harness run --set KEY=VALUE``) replace or add values, before
+    the result is validated.
     """
     path = Path(path)
     from_file = read_toml(path)
+    base = from_file
+    if profile is not None:
+        base = apply_assignments(
+            copy.deepcopy(from_file), profile_assignments(from_file, profile, path)
+        )
     assignments = assignments or {}
     try:
-        return parse_study(apply_assignments(copy.deepcopy(from_file), assignments), plugins, path)
+        spec = parse_study(apply_assignments(copy.deepcopy(base), assignments), plugins, path)
     except HarnessError as exc:
-        culprit = _blamed_assignment(from_file, assignments, plugins, path)
+        culprit = _blamed_assignment(base, assignments, plugins, path)
         if culprit is not None:
             raise blamed_on_set(culprit, assignments[culprit], exc) from None
+        if profile is not None and _valid(from_file, plugins, path):
+            raise StudyFileError(f"{path}: [profiles.{profile}]: {exc}") from None
         raise StudyFileError(f"{path}: {exc}") from None
+    spec.profile = profile
+    return spec
+
+
+def _valid(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> bool:
+    try:
+        parse_study(copy.deepcopy(raw), plugins, path)
+    except HarnessError:
+        return False
+    return True
 
 
 def blamed_on_set(key: str, value: Any, exc: Exception) -> StudyFileError:
@@ -521,11 +546,7 @@ def _blamed_assignment(
 ) -> str | None:
     """The first ``--set`` that turns a valid study file into an invalid one (None when the
     file is invalid by itself)."""
-    if not assignments:
-        return None
-    try:
-        parse_study(copy.deepcopy(from_file), plugins, path)
-    except HarnessError:
+    if not assignments or not _valid(from_file, plugins, path):
         return None
     applied: dict[str, Any] = {}
     for key, value in assignments.items():

@@ -84,7 +84,8 @@ def worker_main(job: WorkerJob, errors: Any, handover: Any = None) -> None:
     try:
         plugins = load_plugins(job.options.extra_plugins)
         spec = apply_options(
-            load_study(job.study_path, plugins, job.options.overrides), job.options
+            load_study(job.study_path, plugins, job.options.overrides, job.options.profile),
+            job.options,
         )
         start_tensorflow(configure_tensorflow)
         if handover is not None:

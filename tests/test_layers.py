@@ -14,7 +14,7 @@ HARNESS = Path(__file__).resolve().parents[1] / "harness"
 #: Every module of the core, by layer (0 is the bottom). A new module must be placed here.
 LAYERS: dict[int, tuple[str, ...]] = {
     0: (  # the study file -> a typed spec, the data contract, files and small helpers
-        "errors", "data", "space", "study", "registry", "context", "files", "results",
+        "errors", "data", "space", "study", "profiles", "registry", "context", "files", "results",
         "download", "quiet", "logs", "devices", "options", "smoke", "card", "models",
         "layers", "textgen", "_images",
     ),
