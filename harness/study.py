@@ -509,11 +509,7 @@ def load_study(
     """
     path = Path(path)
     from_file = read_toml(path)
-    base = from_file
-    if profile is not None:
-        base = apply_assignments(
-            copy.deepcopy(from_file), profile_assignments(from_file, profile, path)
-        )
+    base = from_file if profile is None else _profiled(from_file, profile, plugins, path)
     assignments = assignments or {}
     try:
         spec = parse_study(apply_assignments(copy.deepcopy(base), assignments), plugins, path)
@@ -526,6 +522,38 @@ def load_study(
         raise StudyFileError(f"{path}: {exc}") from None
     spec.profile = profile
     return spec
+
+
+def _profiled(
+    from_file: dict[str, Any], profile: str, plugins: HarnessPlugins, path: Path
+) -> dict[str, Any]:
+    """The file with ``[profiles.<profile>]`` applied.
+
+    A key the profile sets is dropped from ``[[enqueue]]`` like a ``--set`` value,
+    except when the profile gives it a new search domain that can still draw the
+    enqueued value: then trial #0 keeps the course's value wherever the profile allows.
+    """
+    values = profile_assignments(from_file, profile, path)
+    profiled = apply_assignments(copy.deepcopy(from_file), values)
+    domains = [key for key, value in values.items() if isinstance(value, dict)]
+    enqueued = from_file.get("enqueue")
+    if not domains or not isinstance(enqueued, list):
+        return profiled
+    try:
+        space = parse_study(copy.deepcopy(profiled), plugins, path).space
+    except HarnessError:
+        return profiled  # the caller reports the error
+    for original, kept in zip(enqueued, profiled.get("enqueue") or [], strict=False):
+        flat = _flatten("", original) if isinstance(original, dict) else {}
+        for key in domains:
+            param = space.get(key)
+            if key in flat and param is not None and not param.distribution.why_not(flat[key]):
+                *tables, last = key.split(".")
+                node = kept
+                for table in tables:
+                    node = node.setdefault(table, {})
+                node[last] = flat[key]
+    return profiled
 
 
 def _valid(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> bool:

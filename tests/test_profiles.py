@@ -44,6 +44,9 @@ model.units = {choice = [8, 16]}
 
 [profiles.named]
 study.name = "my_own_name"
+
+[profiles.wider]
+model.units = {choice = [16, 32, 64]}
 """
 
 
@@ -62,6 +65,13 @@ def test_a_profile_sets_its_values_and_names_the_study_after_itself(write_study,
     assert plain.enqueue == [{"model.units": 32}]
     assert plain.name == "digits_small" and plain.profile is None
     assert plain.space.literals["train.epochs"] == 4
+
+
+def test_a_profile_domain_that_can_draw_the_enqueued_value_keeps_it(write_study, plugins):
+    """trial #0 keeps the course's value wherever the profile's domain allows it."""
+    spec = load_study(write_study(STUDY), plugins, profile="wider")
+    assert spec.enqueue == [{"model.units": 32}]
+    assert spec.space.params[0].distribution.describe() == "choice 16, 32, 64"
 
 
 def test_set_values_win_over_the_profile_and_a_profile_may_name_the_study(
