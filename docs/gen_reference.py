@@ -64,6 +64,8 @@ TABLES = {
     "callbacks": "`[callbacks.<name>]`: one table per stopping callback "
     "([Stopping callbacks](callbacks.md))",
     "enqueue": "`[[enqueue]]`: hand-picked values of searched parameters, run as the first trials",
+    "profiles": "`[profiles.<name>]`: a named variant (values as `--set` would give them), "
+    "selected with `--profile <name>`; see [Study files](../study-files.md#profiles)",
 }
 
 
