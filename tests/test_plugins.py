@@ -278,3 +278,41 @@ def test_lifecycle_hooks_fire_in_order(tmp_path, write_study, monkeypatch):
         ("trial_end", 1, "complete"),
         ("study_end", 2),
     ]
+
+
+def test_reduce_lr_lowers_the_learning_rate_on_a_plateau(write_study, run_study_in_process):
+    """``[callbacks.reduce_lr]`` is Keras's ReduceLROnPlateau: with a metric that never
+    improves after the first epoch (loss watched in "max" mode) it halves the rate after
+    every later epoch; the epoch logs carry the rate each epoch trained with."""
+    import json
+
+    path = write_study(
+        """
+        [study]
+        name = "lr"
+        trials = 1
+        seed = 0
+
+        [dataset]
+        name = "digits"
+        limit = 200
+
+        [model]
+        name = "dense"
+        units = 8
+
+        [train]
+        epochs = 4
+        learning_rate = 0.004
+
+        [callbacks.reduce_lr]
+        monitor = "loss"
+        mode = "max"
+        factor = 0.5
+        patience = 0
+        """
+    )
+    outcome = run_study_in_process(path)
+    histories = json.loads((outcome.run_dir / "histories.json").read_text())
+    rates = next(iter(histories.values()))["learning_rate"]
+    assert rates == pytest.approx([0.004, 0.004, 0.002, 0.001])

@@ -1,4 +1,5 @@
-"""Stopping callbacks: metric threshold, early stopping, time budget, terminate on NaN."""
+"""Training callbacks: metric threshold, early stopping, time budget, terminate on NaN, and
+a learning rate lowered on plateaus."""
 
 from __future__ import annotations
 
@@ -96,6 +97,34 @@ def make_terminate_on_nan(params, trial):
     return keras.callbacks.TerminateOnNaN()
 
 
+class ReduceLrParams(BaseModel):
+    """Keras ReduceLROnPlateau parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    monitor: str = Field("val_loss", description="a metric in the epoch logs, e.g. val_accuracy")
+    factor: float = Field(0.5, gt=0, lt=1, description="multiply the learning rate by this")
+    patience: int = Field(2, ge=0, description="epochs without improvement before lowering it")
+    min_lr: float = Field(1e-6, ge=0, description="never lower the learning rate below this")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="min: lower is better; max: higher; auto: from the metric's name"
+    )
+
+
+def make_reduce_lr(params: ReduceLrParams, trial):
+    """Lower the learning rate by ``factor`` when ``monitor`` stops improving."""
+    import keras  # lazy: imports TensorFlow
+
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor=params.monitor,
+        factor=params.factor,
+        patience=params.patience,
+        min_lr=params.min_lr,
+        mode=params.mode,
+        verbose=0,
+    )
+
+
 @harness.hookimpl
 def harness_register_callbacks(register):
     """Register the stopping callbacks."""
@@ -116,6 +145,12 @@ def harness_register_callbacks(register):
         make_time_budget,
         params=TimeBudgetParams,
         description="stop a trial's training after N seconds",
+    )
+    register(
+        "reduce_lr",
+        make_reduce_lr,
+        params=ReduceLrParams,
+        description="lower the learning rate when a metric stops improving (factor, patience)",
     )
     register(
         "terminate_on_nan",
