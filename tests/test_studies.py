@@ -163,3 +163,25 @@ def test_set_rejects_a_malformed_assignment(tmp_path):
     assert result.returncode == 2
     assert "expected KEY=VALUE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _profile_changes_the_model(study: Path) -> bool:
+    profile = read_toml(study).get("profiles", {}).get("cpu", {})
+    return "model" in profile or "image_size" in profile.get("dataset", {})
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=[p.stem for p in STUDIES])
+def test_every_study_declares_a_cpu_profile(study, tmp_path, plugins):
+    """Each study has a CPU-sized variant; one that changes the model or the image size
+    also runs with the smoke budget (rock-paper-scissors' 4 blocks on 28 pixels, ...)."""
+    spec = load_study(study, plugins, smoke_assignments(study, tmp_path), profile="cpu")
+    assert spec.name == f"{study.stem}-cpu"
+    assert spec.profile == "cpu"
+    if not _profile_changes_the_model(study):
+        return
+    outcome = run_study(
+        spec, plugins,
+        RunOptions(runs_dir=tmp_path / "runs", in_process=True, smoke=True, show_progress=False,
+                   profile="cpu"),
+    )
+    assert outcome.table.loc[0, "state"] == "complete", outcome.table.loc[0, "fail_reason"]
