@@ -101,7 +101,20 @@ def run(name: str, runs: Path) -> dict:
         "test": ", ".join(f"{k}={v:.4f}" for k, v in (test or {}).items() if "loss" not in k)
         or "-",
         "states": ", ".join(f"{n} {s}" for s, n in states.items()),
+        "params": " ".join(
+            f"{key.rsplit('.', 1)[-1]}={_short(best[key])}"
+            for key in meta.get("searched", {})
+            if best and best.get(key) not in (None, "")
+        ),
     }
+
+
+def _short(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:g}" if number == int(number) or abs(number) >= 0.01 else f"{number:.2g}"
 
 
 def _value(row: dict | None, metric: str) -> str:
@@ -114,22 +127,27 @@ def main() -> None:
     """Run the chosen studies' CPU profiles one after the other and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("studies", nargs="*", help="default: every study")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each run's folder under this folder (default: deleted)"
+    )
     args = parser.parse_args()
     names = args.studies or sorted([*LOCAL_DATA, *NOT_HERE])
-    print("| study | minutes | objective | trial #0 | best | test (best trial) | trials |")
-    print("|---|---:|---|---:|---:|---|---|")
+    print("| study | minutes | objective | trial #0 | best | test (best trial) | trials | best "
+          "parameters |")
+    print("|---|---:|---|---:|---:|---|---|---|")
     for name in names:
         if name in NOT_HERE:
-            print(f"| {name} | - | - | - | - | not run: {NOT_HERE[name]} | - |", flush=True)
+            print(f"| {name} | - | - | - | - | not run: {NOT_HERE[name]} | - | - |", flush=True)
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            row = run(name, Path(tmp))
+            runs = args.keep / name if args.keep else Path(tmp)
+            row = run(name, runs)
         if "error" in row:
             print(f"| {name} | {row['minutes']:.1f} | error: {row['error']} |", flush=True)
             continue
         print(
             f"| {name} | {row['minutes']:.1f} | {row['metric']} | {row['trial0']} | "
-            f"{row['best']} | {row['test']} | {row['states']} |",
+            f"{row['best']} | {row['test']} | {row['states']} | {row['params']} |",
             flush=True,
         )
 
