@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -119,10 +120,14 @@ class _Valid(Exception):
 def no_training(monkeypatch):
     """`harness run` on a valid study stops right where training would start."""
 
-    def refuse_to_train(spec, plugins, options):
+    def refuse_to_train(spec, plugins, options, launcher=None):
         raise _Valid(spec.name)
 
     monkeypatch.setattr(harness.cli, "run_study", refuse_to_train)
+    # and starts no worker early (it would import TensorFlow for every valid file)
+    monkeypatch.setattr(
+        harness.cli, "workers_started_early", lambda spec, options: contextlib.nullcontext()
+    )
     monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
     # The built-in plugins, loaded once: a thousand study files are checked in seconds.
     built_ins = harness.plugins.load_plugins()
