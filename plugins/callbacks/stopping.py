@@ -38,17 +38,22 @@ def make_threshold(params: ThresholdParams, trial):
     return MetricThreshold()
 
 
-class EarlyStoppingParams(BaseModel):
-    """Keras EarlyStopping parameters."""
+class _MonitoredParams(BaseModel):
+    """The metric a Keras callback watches, and which way is better."""
 
     model_config = ConfigDict(extra="forbid")
 
     monitor: str = Field("val_loss", description="a metric in the epoch logs, e.g. val_accuracy")
-    patience: int = Field(3, ge=0, description="epochs without improvement before stopping")
-    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
     mode: Literal["auto", "min", "max"] = Field(
         "auto", description="min: lower is better; max: higher; auto: from the metric's name"
     )
+
+
+class EarlyStoppingParams(_MonitoredParams):
+    """Keras EarlyStopping parameters."""
+
+    patience: int = Field(3, ge=0, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
     restore_best_weights: bool = Field(
         True, description="end training with the best epoch's weights, not the last"
     )
@@ -97,18 +102,12 @@ def make_terminate_on_nan(params, trial):
     return keras.callbacks.TerminateOnNaN()
 
 
-class ReduceLrParams(BaseModel):
+class ReduceLrParams(_MonitoredParams):
     """Keras ReduceLROnPlateau parameters."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    monitor: str = Field("val_loss", description="a metric in the epoch logs, e.g. val_accuracy")
     factor: float = Field(0.5, gt=0, lt=1, description="multiply the learning rate by this")
     patience: int = Field(2, ge=0, description="epochs without improvement before lowering it")
     min_lr: float = Field(1e-6, ge=0, description="never lower the learning rate below this")
-    mode: Literal["auto", "min", "max"] = Field(
-        "auto", description="min: lower is better; max: higher; auto: from the metric's name"
-    )
 
 
 def make_reduce_lr(params: ReduceLrParams, trial):
