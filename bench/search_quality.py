@@ -99,6 +99,14 @@ epochs = {epochs}
 batch_size = {batch_size}
 optimizer = "adam"
 learning_rate = {learning_rate}
+
+# The course's MNIST convnet (two 64-filter blocks, Dense(128), no dropout) as trial #0,
+# as every course study in studies/ enqueues its course values.
+[[enqueue]]
+model.conv_layers = 2
+model.filters = 64
+model.units = 128
+model.dropout = 0.0
 """
 
 
@@ -403,10 +411,12 @@ def main() -> None:
     from harness.backends.optuna import Config
 
     defaults = Config()
+    warmup = defaults.warmup_epochs or max(1, args.epochs // 2)
     print(
         f"harness defaults: sampler {defaults.sampler} (multivariate, group, "
         f"{defaults.startup_trials} start-up trials), pruner {defaults.pruner} "
-        f"({defaults.startup_trials} start-up trials, {defaults.warmup_epochs} warm-up epoch)",
+        f"({defaults.startup_trials} start-up trials, warm-up "
+        f"{defaults.warmup_epochs or 'half the epochs'}: {warmup} epochs here)",
         flush=True,
     )
     print(

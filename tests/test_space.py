@@ -101,3 +101,40 @@ def test_space_translates_to_optuna_with_conditions(write_study, plugins):
             assert values["model.units_2"] % 16 == 0
             assert dists["model.units_2"] == optuna.distributions.IntDistribution(16, 64, step=16)
     assert seen_layers == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("train", "optuna_table", "expected"),
+    [
+        ("epochs = 4", "", 2),  # half the trial's epochs
+        ("epochs = 1", "", 1),  # never 0: a 1-epoch trial is still pruned at its end
+        ("epochs = {int = [6, 14]}", "", 3),  # half the fewest epochs a trial can draw
+        ("epochs = {choice = [9, 5]}", "", 2),
+        ("batch_size = 16", "", 2),  # the default 5 epochs
+        ("epochs = 12", "warmup_epochs = 0", 0),  # the study's own value wins
+    ],
+)
+def test_median_pruner_warms_up_for_half_the_epochs(
+    write_study, plugins, train, optuna_table, expected
+):
+    from harness.backends.optuna import make_pruner
+
+    spec = load_study(
+        write_study(f"""
+        [study]
+        name = "warmup"
+        [optuna]
+        pruner = "median"
+        {optuna_table}
+        [dataset]
+        name = "digits"
+        [model]
+        name = "dense"
+        [train]
+        {train}
+    """),
+        plugins,
+    )
+    pruner = make_pruner(spec)
+    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert pruner._n_warmup_steps == expected
