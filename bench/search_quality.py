@@ -416,7 +416,8 @@ def main() -> None:
         f"harness defaults: sampler {defaults.sampler} (multivariate, group, "
         f"{defaults.startup_trials} start-up trials), pruner {defaults.pruner} "
         f"({defaults.startup_trials} start-up trials, warm-up "
-        f"{defaults.warmup_epochs or 'half the epochs'}: {warmup} epochs here)",
+        f"{defaults.warmup_epochs or 'half the epochs'}: {warmup} epochs here, patience "
+        f"{defaults.patience_epochs} epoch)",
         flush=True,
     )
     print(

@@ -117,7 +117,7 @@ def test_space_translates_to_optuna_with_conditions(write_study, plugins):
 def test_median_pruner_warms_up_for_half_the_epochs(
     write_study, plugins, train, optuna_table, expected
 ):
-    from harness.backends.optuna import make_pruner
+    from harness.backends.optuna import make_pruner, warmup_epochs
 
     spec = load_study(
         write_study(f"""
@@ -135,6 +135,61 @@ def test_median_pruner_warms_up_for_half_the_epochs(
     """),
         plugins,
     )
-    pruner = make_pruner(spec)
-    assert isinstance(pruner, optuna.pruners.MedianPruner)
-    assert pruner._n_warmup_steps == expected
+    assert warmup_epochs(spec) == expected
+    assert make_pruner(spec)._wrapped_pruner._n_warmup_steps == expected
+
+
+def _pruned_at(write_study, plugins, curves: list[list[float]], optuna_table: str = "") -> list:
+    """Feed finished trials' curves and then a last trial's, epoch by epoch, to the study's
+    pruner; the epochs at which it would stop that last trial."""
+    from harness.backends.optuna import make_pruner
+
+    spec = load_study(
+        write_study(f"""
+        [study]
+        name = "patience"
+        [optuna]
+        pruner = "median"
+        startup_trials = 1
+        {optuna_table}
+        [dataset]
+        name = "digits"
+        [model]
+        name = "dense"
+        [train]
+        epochs = 6
+    """),
+        plugins,
+    )
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(spec))
+    *finished, last = curves
+    for curve in finished:
+        trial = study.ask()
+        for epoch, value in enumerate(curve):
+            trial.report(value, epoch)
+        study.tell(trial, curve[-1])
+    trial = study.ask()
+    stops = []
+    for epoch, value in enumerate(last):
+        trial.report(value, epoch)
+        if trial.should_prune():
+            stops.append(epoch)
+    return stops
+
+
+def test_median_pruner_spares_a_trial_below_the_median_while_it_improves(write_study, plugins):
+    finished = [[0.90, 0.93, 0.95, 0.96, 0.97, 0.98]] * 2
+    improving = [0.50, 0.60, 0.70, 0.80, 0.85, 0.90]
+    assert _pruned_at(write_study, plugins, [*finished, improving]) == []
+    # With no patience (0) the median is asked whenever an epoch is not the trial's best.
+    assert _pruned_at(write_study, plugins, [*finished, improving], "patience_epochs = 0") == []
+    stalled = [0.50, 0.60, 0.70, 0.69, 0.68, 0.67]
+    assert _pruned_at(write_study, plugins, [*finished, stalled]) == [4, 5]
+    assert _pruned_at(write_study, plugins, [*finished, stalled], "patience_epochs = 0") == [
+        3,
+        4,
+        5,
+    ]
+    # Above the median a stalled trial goes on.
+    leading = [0.95, 0.97, 0.99, 0.985, 0.984, 0.983]
+    assert _pruned_at(write_study, plugins, [*finished, leading]) == []
