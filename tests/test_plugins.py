@@ -316,3 +316,15 @@ def test_reduce_lr_lowers_the_learning_rate_on_a_plateau(write_study, run_study_
     histories = json.loads((outcome.run_dir / "histories.json").read_text())
     rates = next(iter(histories.values()))["learning_rate"]
     assert rates == pytest.approx([0.004, 0.004, 0.002, 0.001])
+
+
+def test_loading_the_built_in_plugins_imports_no_heavy_library():
+    # Workers load the plugins before they import TensorFlow, and `harness run` before it
+    # starts its first worker: every module imported here delays the first trial.
+    code = (
+        "import sys; from harness.plugins import load_plugins; load_plugins(()); "
+        "heavy = [m for m in ('pandas', 'tensorflow', 'keras', 'matplotlib') "
+        "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 import harness
@@ -60,6 +59,8 @@ def _listing(names, limit: int = 8) -> str:
 
 
 def _read(params: CsvTableParams):
+    import pandas as pd  # lazy: importing it with the plugins costs every run 0.4 s
+
     path = user_path(params.path, "csv_table [dataset] path")
     if not path.is_file():
         raise HarnessError(f"{path} is a folder; set [dataset] path to the CSV file itself")
@@ -76,6 +77,8 @@ def _read(params: CsvTableParams):
 
 def _feature_columns(params: CsvTableParams, frame, path) -> tuple[list[str], list[str]]:
     """(feature columns, skipped non-numeric columns)."""
+    import pandas as pd  # lazy: importing it with the plugins costs every run 0.4 s
+
     columns = list(frame.columns)
     if params.label not in columns:
         raise HarnessError(
@@ -113,6 +116,8 @@ def _feature_columns(params: CsvTableParams, frame, path) -> tuple[list[str], li
 
 def _labels(params: CsvTableParams, column, path):
     """(task, label array, class names or None) for the label column."""
+    import pandas as pd  # lazy: importing it with the plugins costs every run 0.4 s
+
     values = column.to_numpy()
     numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
     discrete = not numeric or pd.api.types.is_integer_dtype(column)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import harness
@@ -103,6 +102,8 @@ def read_sign_csv(path: Path, limit: int | None = None) -> tuple[np.ndarray, np.
     or equal to 9 (J), and pixels outside 0-255 are a HarnessError naming the
     file and the columns.
     """
+    import pandas as pd  # lazy: importing it with the plugins costs every run 0.4 s
+
     try:
         frame = pd.read_csv(path, nrows=limit)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
