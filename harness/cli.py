@@ -7,12 +7,11 @@ import importlib
 import json
 import os
 import shlex
-import socket
 import sys
 import time
 from pathlib import Path
 
-from harness.backends import check_backend
+from harness.backends import check_backend, get_backend
 from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
 from harness.evaluate import chosen_trials, evaluate_trials, test_note
@@ -271,39 +270,13 @@ def resume_command(args) -> str:
 def cmd_worker(args) -> int:
     """``harness worker STUDY --storage URL``: this machine's workers join a shared study."""
     plugins, spec = _load(args)
-    if spec.study.backend == "kerastuner":
-        return _kerastuner_worker(args, plugins, spec)
-    # lazy: imports optuna, kept out of harness --help
-    from harness.backends.optuna import config as optuna_config
-
-    storage = args.storage or optuna_config(spec).storage
-    if not storage or "://" not in storage:
+    join = getattr(get_backend(spec), "join_storage", None)
+    if join is None:
         raise HarnessError(
-            "harness worker joins a study on shared storage: pass --storage "
-            "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine) or set "
-            "[optuna].storage"
+            f"the {spec.study.backend!r} backend cannot join a study from another machine "
+            "(it has no join_storage); run the study with harness run"
         )
-    return _join_study(args, plugins, spec, storage)
-
-
-def _kerastuner_worker(args, plugins, spec) -> int:
-    """``harness worker`` for a KerasTuner study: this machine's workers ask a running
-    chief (KerasTuner's own distributed mode) for trials."""
-    if args.oracle:
-        host, sep, port = args.oracle.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise HarnessError(f"--oracle {args.oracle!r}: expected HOST:PORT, e.g. 10.0.0.5:8000")
-        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
-    if not os.environ.get("KERASTUNER_ORACLE_IP") or not os.environ.get("KERASTUNER_ORACLE_PORT"):
-        raise HarnessError(
-            "harness worker joins a KerasTuner chief: pass --oracle HOST:PORT (the address "
-            "the chief's machine was started with: KERASTUNER_ORACLE_IP and "
-            "KERASTUNER_ORACLE_PORT set for `harness run STUDY --workers N`)"
-        )
-    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
-    if not tuner_id or "chief" in tuner_id:
-        os.environ["KERASTUNER_TUNER_ID"] = socket.gethostname().replace("chief", "host")
-    return _join_study(args, plugins, spec, args.storage)
+    return _join_study(args, plugins, spec, join(spec, args.storage, args.oracle))
 
 
 def _join_study(args, plugins, spec, storage: str | None) -> int:

@@ -49,3 +49,44 @@ def test_an_entry_point_backend_is_found_and_checked(monkeypatch):
 )
 def test_better_follows_the_direction(value, others, direction, expected):
     assert base.better(value, others, direction) is expected
+
+
+def _worker_study(write_study, backend_table: str = "") -> str:
+    return str(
+        write_study(f"""
+        [study]
+        name = "joined"
+        {backend_table}
+        [dataset]
+        name = "digits"
+        [model]
+        name = "dense"
+    """)
+    )
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [None, "runs/joined/optuna.journal"],  # none, and a journal file: one machine's only
+)
+def test_optuna_worker_needs_a_database_every_machine_reaches(write_study, capsys, storage):
+    from harness import cli
+
+    args = ["worker", _worker_study(write_study)] + (["--storage", storage] if storage else [])
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "pass --storage postgresql://" in err and "Traceback" not in err
+
+
+def test_a_backend_without_join_storage_is_refused_by_harness_worker(
+    write_study, capsys, monkeypatch
+):
+    from harness import cli
+
+    lone = types.ModuleType("lone_backend")
+    for function in base.REQUIRED:
+        setattr(lone, function, lambda *args, **kwargs: None)
+    monkeypatch.setattr(cli, "get_backend", lambda spec: lone)
+    assert cli.main(["worker", _worker_study(write_study), "--storage", "sqlite:///x.db"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot join a study from another machine" in err and "harness run" in err

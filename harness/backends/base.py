@@ -66,7 +66,9 @@ class SearchBackend(Protocol):
     study the backend cannot run, raising StudyFileError), ``distributed_slots(spec, slots)``
     (rewrite the worker slots, e.g. KerasTuner's chief), ``search_over(spec, url)``
     (the search ended before the budget, e.g. a finished grid) and
-    ``requeue_interrupted(spec, url)`` (re-enqueue interrupted trials now).
+    ``requeue_interrupted(spec, url)`` (re-enqueue interrupted trials now) and
+    ``join_storage(spec, storage, oracle)`` (what ``harness worker`` joins, from its
+    ``--storage`` and ``--oracle``).
     """
 
     def prepare(

@@ -164,6 +164,19 @@ def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> 
     return override or config(spec).storage or str(run_dir / JOURNAL_FILE)
 
 
+def join_storage(spec: StudySpec, storage: str | None, oracle: str | None = None) -> str:
+    """The storage a ``harness worker`` joins: ``--storage``, else ``[optuna].storage``; it
+    must be a database URL every machine reaches (a journal file is one machine's)."""
+    storage = storage or config(spec).storage
+    if not storage or "://" not in storage:
+        raise HarnessError(
+            "harness worker joins a study on shared storage: pass --storage "
+            "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine) or set "
+            "[optuna].storage"
+        )
+    return storage
+
+
 def make_storage(url: str) -> optuna.storages.BaseStorage:
     """A journal file path or any Optuna RDB URL (sqlite://, postgresql://, mysql://)."""
     if "://" not in url:

@@ -23,7 +23,7 @@ it) until ``run_worker`` runs: the orchestrating process stays light.
 """
 
 from harness.backends.kerastuner.config import Config
-from harness.backends.kerastuner.distributed import distributed_slots
+from harness.backends.kerastuner.distributed import distributed_slots, join_storage
 from harness.backends.kerastuner.space import check_spec
 from harness.backends.kerastuner.store import (
     fail_orphans,
@@ -38,6 +38,7 @@ __all__ = [
     "Config",
     "check_spec",
     "distributed_slots",
+    "join_storage",
     "fail_orphans",
     "orphaned_pids",
     "prepare",

@@ -29,6 +29,28 @@ LOOPBACK = "127.0.0.1"
 CHIEF_GRACE_S = 2.0
 
 
+def join_storage(spec, storage: str | None, oracle: str | None) -> str | None:
+    """``harness worker`` for a KerasTuner study: this machine's workers ask a running chief
+    (KerasTuner's own distributed mode) for trials, at ``oracle`` (HOST:PORT) or the
+    address in ``KERASTUNER_ORACLE_IP``/``KERASTUNER_ORACLE_PORT``; the project folder is
+    ``storage`` (default: the study's own)."""
+    if oracle:
+        host, sep, port = oracle.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise HarnessError(f"--oracle {oracle!r}: expected HOST:PORT, e.g. 10.0.0.5:8000")
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    if not os.environ.get("KERASTUNER_ORACLE_IP") or not os.environ.get("KERASTUNER_ORACLE_PORT"):
+        raise HarnessError(
+            "harness worker joins a KerasTuner chief: pass --oracle HOST:PORT (the address "
+            "the chief's machine was started with: KERASTUNER_ORACLE_IP and "
+            "KERASTUNER_ORACLE_PORT set for `harness run STUDY --workers N`)"
+        )
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    if not tuner_id or "chief" in tuner_id:
+        os.environ["KERASTUNER_TUNER_ID"] = socket.gethostname().replace("chief", "host")
+    return storage
+
+
 def distributed_slots(spec, slots: list) -> list:
     """KerasTuner's chief/worker mode for ``--workers N > 1`` (or ``[kerastuner].distributed``).
 
