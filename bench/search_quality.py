@@ -19,7 +19,8 @@ scaled to [0, 1] as float32 on both sides. harness feeds a tf.data pipeline
 
 Each run is a fresh process, so both sides pay TensorFlow's start-up inside the
 budget: ``harness run STUDY --timeout BUDGET --seed SEED`` with a study of 1,000
-trials (the timeout ends it, not the trial count), and ``python
+trials (the timeout ends it, not the trial count) whose trial #0 is the course's
+MNIST convnet (an ``[[enqueue]]``, as in every course study), and ``python
 bench/search_quality.py --kerastuner-child JOB`` for RandomSearch (max_trials
 1,000) and Hyperband (factor 3, hyperband_iterations 1,000, so the budget ends it
 too). The KerasTuner child uses the CPU threads a harness worker uses (intra-op:
