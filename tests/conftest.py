@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import NamedTuple
@@ -99,6 +102,14 @@ def run_study_in_process(tmp_path, plugins):
         return run_study(spec, plugins, RunOptions(in_process=True, **options))
 
     return run
+
+
+def heavy_imports_after(code: str, heavy: tuple[str, ...]) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the modules of ``heavy`` it left imported."""
+    check = f"{code}; import sys; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
 
 
 def shared_data(name: str) -> Path:

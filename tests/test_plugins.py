@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import heavy_imports_after
 
 from harness import hookspecs
 from harness.errors import PluginError
@@ -321,10 +322,5 @@ def test_reduce_lr_lowers_the_learning_rate_on_a_plateau(write_study, run_study_
 def test_loading_the_built_in_plugins_imports_no_heavy_library():
     # Workers load the plugins before they import TensorFlow, and `harness run` before it
     # starts its first worker: every module imported here delays the first trial.
-    code = (
-        "import sys; from harness.plugins import load_plugins; load_plugins(()); "
-        "heavy = [m for m in ('pandas', 'tensorflow', 'keras', 'matplotlib') "
-        "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    code = "from harness.plugins import load_plugins; load_plugins(())"
+    assert heavy_imports_after(code, ("pandas", "tensorflow", "keras", "matplotlib")) == []

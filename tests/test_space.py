@@ -103,6 +103,26 @@ def test_space_translates_to_optuna_with_conditions(write_study, plugins):
     assert seen_layers == {1, 2}
 
 
+def _median_study(write_study, plugins, train: str, optuna_table: str):
+    """A study with the median pruner, these [train] and extra [optuna] lines."""
+    return load_study(
+        write_study(f"""
+        [study]
+        name = "pruned"
+        [optuna]
+        pruner = "median"
+        {optuna_table}
+        [dataset]
+        name = "digits"
+        [model]
+        name = "dense"
+        [train]
+        {train}
+    """),
+        plugins,
+    )
+
+
 @pytest.mark.parametrize(
     ("train", "optuna_table", "expected"),
     [
@@ -119,22 +139,7 @@ def test_median_pruner_warms_up_for_half_the_epochs(
 ):
     from harness.backends.optuna import make_pruner, warmup_epochs
 
-    spec = load_study(
-        write_study(f"""
-        [study]
-        name = "warmup"
-        [optuna]
-        pruner = "median"
-        {optuna_table}
-        [dataset]
-        name = "digits"
-        [model]
-        name = "dense"
-        [train]
-        {train}
-    """),
-        plugins,
-    )
+    spec = _median_study(write_study, plugins, train, optuna_table)
     assert warmup_epochs(spec) == expected
     assert make_pruner(spec)._wrapped_pruner._n_warmup_steps == expected
 
@@ -144,23 +149,7 @@ def _pruned_at(write_study, plugins, curves: list[list[float]], optuna_table: st
     pruner; the epochs at which it would stop that last trial."""
     from harness.backends.optuna import make_pruner
 
-    spec = load_study(
-        write_study(f"""
-        [study]
-        name = "patience"
-        [optuna]
-        pruner = "median"
-        startup_trials = 1
-        {optuna_table}
-        [dataset]
-        name = "digits"
-        [model]
-        name = "dense"
-        [train]
-        epochs = 6
-    """),
-        plugins,
-    )
+    spec = _median_study(write_study, plugins, "epochs = 6", f"startup_trials = 1\n{optuna_table}")
     study = optuna.create_study(direction="maximize", pruner=make_pruner(spec))
     *finished, last = curves
     for curve in finished:
