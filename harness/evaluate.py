@@ -37,6 +37,7 @@ from harness.results import (
     TEST_FILE,
     build_table,
     read_test_results,
+    saved_model_in_memory,
     trial_model_path,
     write_test_results,
 )
@@ -128,7 +129,9 @@ def evaluate_trials(spec: Any, plugins: Any, run_dir: Path, numbers: list[int]) 
             )
             return results
         biased = biased or dataset.info.preprocessing.get("validation_source") == "test"
-        model = keras.models.load_model(model_path, compile=True)
+        model = saved_model_in_memory(run_dir, number)
+        if model is None:
+            model = keras.models.load_model(model_path, compile=True)
         batches = dataset.model_batches(dataset.test.batch(train_params(params).batch_size))
         measured = model.evaluate(batches, verbose=0, return_dict=True)
         metrics = {f"test_{name}": float(value) for name, value in measured.items()}

@@ -25,6 +25,7 @@ from harness.errors import (
 from harness.fit_inputs import component_params
 from harness.pipeline import TrialPipeline
 from harness.plugins import HarnessPlugins
+from harness.results import forget_saved_model
 from harness.study import EXTRA_METRICS
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def run_trial(
     model = None
     history: dict[str, list[float]] = {}
     tracker_callbacks: list[Any] = []
+    forget_saved_model()
     plugins.trial_start(trial)
     try:
         pipeline = TrialPipeline(trial)

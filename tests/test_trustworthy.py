@@ -135,6 +135,33 @@ def test_best_trial_is_measured_once_on_the_test_split(tmp_path, cli):
     assert table["test_accuracy"].notna().all(), "--top 2 measures both kept models"
 
 
+def test_the_last_trials_model_is_measured_from_memory_with_the_saved_weights(
+    tmp_path, cli, monkeypatch, plugins
+):
+    import keras
+
+    from harness.evaluate import evaluate_trials
+    from harness.results import forget_saved_model
+    from harness.study import load_study
+
+    loaded = []
+    load_model = keras.models.load_model
+    monkeypatch.setattr(
+        keras.models, "load_model", lambda *a, **k: loaded.append(a) or load_model(*a, **k)
+    )
+    path = study_file(tmp_path, trials=1)
+    code, _, err = cli("run", path, "--in-process", "--no-progress")
+    assert code == 0, err
+    assert loaded == [], "the trial's model was still in memory: nothing is loaded back"
+    run_dir = tmp_path / "runs" / "trust"
+    in_memory = json.loads((run_dir / "best_model.json").read_text())["test"]
+
+    forget_saved_model()
+    from_disk = evaluate_trials(load_study(path, plugins), plugins, run_dir, [0])[0]
+    assert len(loaded) == 1
+    assert from_disk == pytest.approx(in_memory, abs=1e-6)
+
+
 def test_a_loader_raising_any_exception_stops_the_study_with_exit_2(tmp_path, cli):
     path = study_file(tmp_path, dataset="broken_loader", dataset_extra="", trials=4)
     code, out, err = cli("run", path, "--in-process", "--no-progress", plugin_file=True)
