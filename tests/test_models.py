@@ -91,6 +91,35 @@ def test_linear_refuses_next_token():
         build_linear(LinearParams(), text)
 
 
+# --- cnn ----------------------------------------------------------------------------------
+
+
+def test_cnn_stacks_convs_per_block_before_each_pool():
+    """VGG-style blocks: two Conv2D (each with its BatchNorm) before every MaxPool."""
+    from harness_plugins.models.cnn import CnnParams, build_cnn
+
+    params = CnnParams(conv_layers=2, convs_per_block=2, filters=8, filters_growth="double",
+                       padding="same", batch_norm=True)
+    model = build_cnn(params, info("multiclass", shape=(28, 28, 1), classes=10))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 4 and kinds.count("MaxPooling2D") == 2
+    assert sum(layer.name.startswith("conv_bn_") for layer in model.layers) == 4
+    names = ("conv_1", "conv_1_2", "conv_2", "conv_2_2")
+    assert [model.get_layer(name).filters for name in names] == [8, 8, 16, 16]
+    assert model.get_layer("pool_2").output.shape[1:3] == (7, 7)
+
+
+def test_cnn_with_valid_padding_counts_every_stacked_conv_when_checking_the_size():
+    """Each valid 3x3 conv trims 2 pixels: 10 -> 8 -> 6 -> pool 3 fits; a second block does not."""
+    from harness_plugins.models.cnn import CnnParams, build_cnn
+
+    image = info("binary", shape=(10, 10, 1))
+    model = build_cnn(CnnParams(conv_layers=1, convs_per_block=2, units=4), image)
+    assert model.get_layer("pool_1").output.shape[1:3] == (3, 3)
+    with pytest.raises(TrialFailed, match="shrink"):
+        build_cnn(CnnParams(conv_layers=2, convs_per_block=2, units=4), image)
+
+
 # --- transfer -----------------------------------------------------------------------------
 
 BACKBONE_CASES = [

@@ -19,6 +19,9 @@ class CnnParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conv_layers: int = Field(2, ge=1, le=10, description="Conv2D + MaxPool blocks")
+    convs_per_block: int = Field(
+        1, ge=1, le=4, description="Conv2D layers stacked before each MaxPool (VGG style: 2)"
+    )
     filters: int = Field(32, ge=1, le=4096, description="filters of the first block")
     filters_growth: Literal["constant", "double"] = Field(
         "constant", description="constant: every block has filters; double: doubled each block"
@@ -72,7 +75,7 @@ def block_filters(params: CnnParams, index: int) -> int:
 
 
 def build_cnn(params: CnnParams, info: DatasetInfo):
-    """``conv_layers`` x [Conv2D [+ BN] + MaxPool [+ Dropout]] -> Flatten -> dense head."""
+    """Blocks of [Conv2D [+ BN]] x ``convs_per_block`` + MaxPool [+ Dropout], then a dense head."""
     import keras  # lazy: imports TensorFlow
 
     if len(info.input_shape) != 3:
@@ -83,7 +86,8 @@ def build_cnn(params: CnnParams, info: DatasetInfo):
     for _ in range(params.conv_layers):
         stride = params.pool_strides or params.pool_size
         if params.padding == "valid":
-            size = (size - params.kernel_size + 1 - params.pool_size) // stride + 1
+            size -= (params.kernel_size - 1) * params.convs_per_block
+            size = (size - params.pool_size) // stride + 1
         else:
             size = -(-size // stride)
     if size < 1:
@@ -95,15 +99,17 @@ def build_cnn(params: CnnParams, info: DatasetInfo):
     inputs = keras.Input(shape=info.input_shape, name="input")
     x = inputs
     for index in range(1, params.conv_layers + 1):
-        x = keras.layers.Conv2D(
-            block_filters(params, index),
-            params.kernel_size,
-            padding=params.padding,
-            activation=params.activation,
-            name=f"conv_{index}",
-        )(x)
-        if params.batch_norm:
-            x = keras.layers.BatchNormalization(name=f"conv_bn_{index}")(x)
+        for repeat in range(1, params.convs_per_block + 1):
+            suffix = f"{index}" if repeat == 1 else f"{index}_{repeat}"
+            x = keras.layers.Conv2D(
+                block_filters(params, index),
+                params.kernel_size,
+                padding=params.padding,
+                activation=params.activation,
+                name=f"conv_{suffix}",
+            )(x)
+            if params.batch_norm:
+                x = keras.layers.BatchNormalization(name=f"conv_bn_{suffix}")(x)
         x = keras.layers.MaxPooling2D(
             params.pool_size,
             strides=params.pool_strides,
