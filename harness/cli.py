@@ -7,7 +7,9 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = build_parser().parse_args(argv)
     args.command_line = list(sys.argv[1:] if argv is None else argv)
+    previous_sigterm = _stop_on_sigterm()
     try:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)
@@ -184,6 +187,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if "multiprocessing.resource_tracker" in sys.modules:
             stop_helper_processes()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm():
+    """Treat SIGTERM (``kill``, ``docker stop``, a batch scheduler's time limit) like
+    Ctrl-C: the running trial is marked interrupted, results are written and the resume
+    command printed. Returns the handler it replaced (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def one_line(text: str) -> str:

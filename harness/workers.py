@@ -79,6 +79,9 @@ def worker_main(job: WorkerJob, errors: Any, handover: Any = None) -> None:
     pipe is closed instead (the run ended before it needed this worker).
     """
     _die_with_parent()
+    # The orchestrator stops a trial with SIGINT; a shell starting `harness run` as a
+    # background job ignores SIGINT, and that disposition survives into this process.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.update(job.slot.env)
     configure_logging()
     try:

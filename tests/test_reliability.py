@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import tomli_w
-from conftest import PROBE_STUDY, TRIAL_PROBE, read_probe
+from conftest import PROBE_STUDY, TRIAL_PROBE, processes_in_group, read_probe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +23,10 @@ from harness.plugins import load_plugins
 from harness.study import load_study
 
 
-def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None):
+def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None,
+           signals=None):
+    """`harness run` of the probe study in its own session; ``signals`` sets the child's
+    signal dispositions before exec (default: Ctrl-C as in a terminal)."""
     study = tmp_path / "study.toml"
     study.write_text(PROBE_STUDY.format(name="crash", trials=trials, seed=5))
     env = {**os.environ, "PROBE_DIR": str(tmp_path), "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -36,7 +39,7 @@ def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None):
     ]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal,
+        start_new_session=True, preexec_fn=signals or _ctrl_c_as_in_a_terminal,
     )
 
 
@@ -46,6 +49,12 @@ def _ctrl_c_as_in_a_terminal() -> None:
     (both survive exec), and then `harness run` would never see the test's Ctrl-C."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _as_a_background_job() -> None:
+    """In the child, before exec: SIGINT ignored, as a non-interactive shell starts
+    `harness run ... &` (the disposition survives exec, into the workers too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _wait_for_trial(tmp_path: Path, number: int, timeout: float = 240) -> None:
@@ -132,6 +141,22 @@ def test_ctrl_c_marks_the_trial_and_prints_a_resume_command_that_works(tmp_path)
     table = _table(tmp_path)
     assert "3 of 3 trials finished" in resumed.stdout
     assert table.loc[table["retry_of"] == 1, "state"].tolist() == ["complete"]
+
+
+def test_sigterm_to_a_background_run_marks_the_trial_and_leaves_no_process(tmp_path):
+    """`kill PID` (or `docker stop`, a scheduler's time limit) on a run started with `&`:
+    handled like Ctrl-C although the job ignores SIGINT, and nothing is left running."""
+    process = _start(tmp_path, 3, hold=1, signals=_as_a_background_job)
+    _wait_for_trial(tmp_path, 1)
+    os.kill(process.pid, signal.SIGTERM)  # the command alone, not its process group
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Resume with: " in err
+    table = _table(tmp_path)
+    assert table.loc[0, "state"] == "complete"
+    assert table.loc[1, "state"] == "failed"
+    assert table.loc[1, "fail_reason"].startswith("interrupted by the user")
+    assert not processes_in_group(process.pid)
 
 
 def test_workers_are_recycled_and_memory_stays_bounded(tmp_path):

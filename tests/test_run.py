@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import processes_in_group
 
 from harness.study import load_study
 
@@ -227,19 +228,6 @@ def test_pruners_are_fed_each_epoch(write_study, run_study_in_process, pruner):
     assert max(reported) == 3
 
 
-def _processes_in_group(group: int) -> list[str]:
-    """The processes (zombies too: nobody reaped them) whose process group is ``group``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:
-            found.append(f"{stat.parent.name} {fields[0]} {stat.read_text().split()[1]}")
-    return found
-
-
 def test_quickstart_cli_end_to_end(tmp_path):
     """The README's main job at a reduced budget, through real worker processes."""
     env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -264,7 +252,7 @@ def test_quickstart_cli_end_to_end(tmp_path):
     )
     stdout, stderr = process.communicate(timeout=400)
     run = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    left = _processes_in_group(process.pid)
+    left = processes_in_group(process.pid)
     assert not left, f"processes left behind by harness run: {left}"
     assert run.returncode == 0, run.stderr[-3000:]
     assert "best trial #" in run.stdout

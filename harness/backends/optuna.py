@@ -164,7 +164,7 @@ def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> 
     return override or config(spec).storage or str(run_dir / JOURNAL_FILE)
 
 
-def join_storage(spec: StudySpec, storage: str | None, oracle: str | None = None) -> str:
+def join_storage(spec: StudySpec, storage: str | None, oracle: str | None) -> str:
     """The storage a ``harness worker`` joins: ``--storage``, else ``[optuna].storage``; it
     must be a database URL every machine reaches (a journal file is one machine's)."""
     storage = storage or config(spec).storage
