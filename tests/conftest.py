@@ -148,9 +148,11 @@ def processes_in_group(group: int) -> list[str]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
             continue
+        name, rest = text.rsplit(")", 1)
+        fields = rest.split()
         if int(fields[2]) == group:
-            found.append(f"{stat.parent.name} {fields[0]} {stat.read_text().split()[1]}")
+            found.append(f"{stat.parent.name} {fields[0]} {name.split('(', 1)[1]}")
     return found
