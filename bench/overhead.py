@@ -8,6 +8,11 @@ fresh process, in interleaved pairs. Printed: the wall time of each command, the
 fit time each reports, the median ratio harness / bare for both, and the
 validation accuracy each reached. Not a test: figures depend on the machine.
 
+harness trains with its default ``[train].steps_per_execution`` (32 batches per call
+into TensorFlow; the bare script runs Keras's default, 1): the same updates with
+less per-batch overhead. ``--steps-per-execution 1`` makes the two trainings
+identical, to measure what harness itself adds.
+
     .venv/bin/python bench/overhead.py            # --pairs 3 --limit 10000 --epochs 3
 """
 
@@ -51,7 +56,7 @@ units = 128
 [train]
 epochs = {epochs}
 batch_size = 32
-"""
+{extra}"""
 
 BARE = """
 import gzip, json, sys, time
@@ -93,7 +98,12 @@ print(json.dumps({"fit": fit, "val_accuracy": history.history["val_accuracy"][-1
 def run_harness(folder: Path, args) -> dict:
     """One ``harness run`` of the one-trial study; its wall time and reported figures."""
     study = folder / "study.toml"
-    study.write_text(textwrap.dedent(STUDY.format(data=DATA, limit=args.limit, epochs=args.epochs)))
+    extra = ""
+    if args.steps_per_execution is not None:
+        extra = f"steps_per_execution = {args.steps_per_execution}\n"
+    study.write_text(
+        textwrap.dedent(STUDY.format(data=DATA, limit=args.limit, epochs=args.epochs, extra=extra))
+    )
     runs = folder / f"runs-{time.time_ns()}"
     started = time.perf_counter()
     done = subprocess.run(
@@ -137,6 +147,11 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--steps-per-execution", type=int, default=None,
+        help="harness's [train].steps_per_execution (default: harness's default; 1 is what "
+        "the bare script runs, to measure harness's own overhead)",
+    )
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} is missing: the benchmark needs the MNIST IDX files there")

@@ -231,5 +231,8 @@ class FrozenBaseFeatures:
         )
         # The full model's own optimizer: the head's variables are the full model's trainable
         # ones, so the saved full model carries the optimizer state of this training.
-        built.head.compile(optimizer=model.optimizer, loss=model.loss, metrics=metrics)
+        built.head.compile(
+            optimizer=model.optimizer, loss=model.loss, metrics=metrics,
+            steps_per_execution=train.execution_steps(),
+        )
         return FitInputs(built.head, train_ds, val_ds)

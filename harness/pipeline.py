@@ -166,9 +166,18 @@ def build_model(spec: StudySpec, params: dict[str, Any], info, train: TrainParam
         optimizer=make_optimizer(train.optimizer, train.learning_rate, train.momentum),
         loss=built.loss or default_loss,
         metrics=built.metrics if built.metrics is not None else default_metrics,
-        **({"jit_compile": True} if train.jit_compile and _on_gpu("train.jit_compile") else {}),
+        **compile_options(train),
     )
     return built
+
+
+def compile_options(train: TrainParams) -> dict[str, Any]:
+    """The ``compile`` options every compile of a trial's model shares (the first phase's
+    and the fine-tuning phase's): steps per execution, and XLA where it applies."""
+    options: dict[str, Any] = {"steps_per_execution": train.execution_steps()}
+    if train.jit_compile and _on_gpu("train.jit_compile"):
+        options["jit_compile"] = True
+    return options
 
 
 def set_precision(train: TrainParams) -> None:
@@ -254,6 +263,7 @@ def fine_tune(model, built, train, train_ds, val_ds, callbacks, initial_epoch: i
         metrics=(
             built.metrics if built.metrics is not None else model.get_compile_config()["metrics"]
         ),
+        **compile_options(train),
     )
     return fit_epochs(
         model, train_ds, val_ds, train, fine.epochs, callbacks, initial_epoch=initial_epoch

@@ -170,6 +170,13 @@ class TrainParams(_Strict):
     validation_steps: int | None = Field(
         None, ge=1, description="cap validation batches per epoch (smoke runs)"
     )
+    steps_per_execution: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="batches run per call into TensorFlow (Keras's compile option): the same "
+        "training, less per-batch Python overhead; batch-level callbacks see every Nth batch",
+    )
     verbose: int = Field(0, ge=0, le=2, description="Keras's fit verbosity (0, 1 or 2)")
     mixed_precision: bool = Field(
         False,
@@ -181,6 +188,17 @@ class TrainParams(_Strict):
         description="compile each training step with XLA on a GPU; ignored with a notice on "
         "a CPU",
     )
+
+    def execution_steps(self) -> int:
+        """``steps_per_execution`` as ``compile`` gets it: with ``steps_per_epoch`` set (the
+        data then repeats), the largest divisor of it that is not above the option, so that
+        an epoch never runs past its cap."""
+        if not self.steps_per_epoch:
+            return self.steps_per_execution
+        return max(
+            d for d in range(1, min(self.steps_per_execution, self.steps_per_epoch) + 1)
+            if self.steps_per_epoch % d == 0
+        )
 
 
 @dataclass

@@ -464,3 +464,43 @@ def test_gpu_train_options_are_ignored_with_one_notice_on_cpu(fx_plugins, tmp_pa
         "train.mixed_precision = true is ignored: no GPU is visible to this worker",
         "train.jit_compile = true is ignored: no GPU is visible to this worker",
     ]
+
+
+# --- steps per execution --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "steps_per_epoch", "expected"),
+    [(32, None, 32), (1, None, 1), (32, 10, 10), (32, 50, 25), (4, 7, 1), (8, 2, 2)],
+)
+def test_execution_steps_never_run_an_epoch_past_its_cap(option, steps_per_epoch, expected):
+    """With ``steps_per_epoch`` set the data repeats, and Keras runs whole executions: only a
+    divisor of the cap keeps each epoch at exactly the cap."""
+    from harness.study import TrainParams
+
+    train = TrainParams(steps_per_execution=option, steps_per_epoch=steps_per_epoch)
+    assert train.execution_steps() == expected
+
+
+def test_steps_per_execution_trains_exactly_as_one_step_per_call(fx_plugins, tmp_path):
+    """Several batches per call into TensorFlow is the same training: the same updates (12
+    batches per epoch, not a multiple of 5), the same weights, the same curve; a capped epoch
+    still runs exactly its cap."""
+    runs = {}
+    for steps, cap in ((1, None), (5, None), (32, 3)):
+        _, result = run_one(
+            fx_plugins, tmp_path / f"{steps}-{cap}",
+            {"name": "fx_images", "size": 8, "count": 64, "channels": 1},
+            {"name": "cnn", "conv_layers": 1, "filters": 4, "units": 8},
+            {"epochs": 2, "batch_size": 4, "steps_per_execution": steps, "steps_per_epoch": cap},
+        )
+        assert result.state == "complete", result.fail_reason
+        runs[steps] = result
+    assert runs[1].model.steps_per_execution == 1
+    assert runs[5].model.steps_per_execution == 5
+    assert runs[32].model.steps_per_execution == 3
+    assert int(runs[1].model.optimizer.iterations) == int(runs[5].model.optimizer.iterations) == 24
+    assert int(runs[32].model.optimizer.iterations) == 6
+    assert runs[1].history == runs[5].history
+    for one, five in zip(runs[1].model.get_weights(), runs[5].model.get_weights(), strict=True):
+        np.testing.assert_allclose(one, five, rtol=1e-5, atol=1e-6)
