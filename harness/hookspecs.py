@@ -301,7 +301,9 @@ def harness_register_callbacks(register: Register) -> None:
     ``keras.callbacks.Callback`` that is added to the trial's ``fit`` (and to
     its fine-tuning phase). A callback that sets
     ``self.model.stop_training = True`` ends the trial's training early; the
-    trial still completes, with the epochs it ran (``epochs_run``).
+    trial still completes, with the epochs it ran (``epochs_run``). Keras calls
+    batch-level methods (``on_train_batch_end``) once per call into TensorFlow,
+    that is every ``[train].steps_per_execution`` batches (32 by default).
 
     Name a parameter that holds a metric ``metric`` or ``monitor``: the harness
     then checks it like the objective (``harness validate`` refuses a metric the

@@ -73,7 +73,8 @@ def make_early_stopping(params: EarlyStoppingParams, trial):
 
 
 class TimeBudgetParams(BaseModel):
-    """Stop a trial's training after ``seconds`` of wall time (checked after each batch)."""
+    """Stop a trial's training after ``seconds`` of wall time (checked after each call into
+    TensorFlow: every ``[train].steps_per_execution`` batches)."""
 
     model_config = ConfigDict(extra="forbid")
 
