@@ -270,19 +270,28 @@ def harness_trial_start(trial):
     trial.extra[_STARTED] = time.time()
 
 
+def epoch_tensorboard(log_dir: Path):
+    """Keras's TensorBoard callback, writing epoch scalars only and doing nothing per batch.
+
+    Keras's callback writes nothing per batch at ``update_freq="epoch"``, but it still
+    defines batch methods, and any callback with batch methods makes Keras turn every
+    batch's logs into Python numbers (a wait on each step) instead of skipping them.
+    """
+    import keras  # lazy: imports TensorFlow
+
+    class EpochTensorBoard(keras.callbacks.TensorBoard):
+        on_train_batch_begin = keras.callbacks.Callback.on_train_batch_begin
+        on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+
+    return EpochTensorBoard(
+        log_dir=str(log_dir), write_graph=False, histogram_freq=0, profile_batch=0
+    )
+
+
 @harness.hookimpl
 def harness_trial_callbacks(trial):
     """Keras's TensorBoard callback: epoch scalars for train and validation."""
-    import keras  # lazy: imports TensorFlow
-
-    return [
-        keras.callbacks.TensorBoard(
-            log_dir=str(trial.tensorboard_dir),
-            write_graph=False,
-            histogram_freq=0,
-            profile_batch=0,
-        )
-    ]
+    return [epoch_tensorboard(trial.tensorboard_dir)]
 
 
 @harness.hookimpl
