@@ -22,6 +22,7 @@ figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -40,9 +41,16 @@ MODELS = {
 }
 
 
+@functools.cache
+def plugins():
+    """The installed plugins, loaded once for every study of the run."""
+    from harness.plugins import load_plugins
+
+    return load_plugins()
+
+
 def study(model: dict, limit: int, epochs: int, steps: int):
     """The one-trial study both ways train: harness's mnist plugin on the shared IDX files."""
-    from harness.plugins import load_plugins
     from harness.study import parse_study
 
     raw = {
@@ -54,7 +62,7 @@ def study(model: dict, limit: int, epochs: int, steps: int):
         "model": dict(model),
         "train": {"epochs": epochs, "batch_size": 32, "steps_per_execution": steps},
     }
-    return parse_study(raw, load_plugins(), REPO / "spe.toml")
+    return parse_study(raw, plugins(), REPO / "spe.toml")
 
 
 def load_dataset(limit: int, cache: Path):
