@@ -97,6 +97,11 @@ class TrialPipeline:
         )
         return FitInputs(self.built.model, train_ds, val_ds)
 
+    def fit_phases(self) -> int:
+        """How many ``model.fit`` calls :meth:`fit` makes: 2 with a fine-tuning phase."""
+        fine = self.built.fine_tune
+        return 2 if fine is not None and fine.epochs > 0 else 1
+
     def fit(
         self, inputs: FitInputs, callbacks: list[Any], epochs: int | None = None
     ) -> dict[str, list[float]]:

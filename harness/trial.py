@@ -34,15 +34,19 @@ __all__ = ["NullReporter", "Reporter", "StudyAborted", "release_trial_memory", "
 
 
 class Reporter(Protocol):
-    """How a backend hears about each epoch; ``report`` raises TrialPruned to stop the trial."""
+    """How a backend hears about each epoch; ``report`` raises TrialPruned to stop the trial.
 
-    def report(self, epoch: int, metrics: dict[str, float]) -> None: ...
+    ``last`` is true for the trial's last epoch: the trial has then trained fully, so
+    stopping it saves nothing and would only throw a finished result away.
+    """
+
+    def report(self, epoch: int, metrics: dict[str, float], *, last: bool = False) -> None: ...
 
 
 class NullReporter:
     """A reporter that never prunes."""
 
-    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+    def report(self, epoch: int, metrics: dict[str, float], *, last: bool = False) -> None:
         return None
 
 
@@ -52,13 +56,22 @@ class _EpochGuard:
 
     It runs after every other callback, so trackers have logged an epoch before the
     backend prunes the trial at it; ``history`` keeps every epoch's logs, also of a
-    trial that was pruned or failed mid-fit.
+    trial that was pruned or failed mid-fit. ``phases`` is how many ``fit`` calls the
+    trial makes (2 with a fine-tuning phase): the last epoch of the last one is reported
+    as the trial's last.
     """
 
-    def __new__(cls, reporter: Reporter, history: dict[str, list[float]], required=()):
+    def __new__(
+        cls, reporter: Reporter, history: dict[str, list[float]], required=(), phases: int = 1
+    ):
         import keras  # lazy: imports TensorFlow
 
         class EpochGuard(keras.callbacks.Callback):
+            fits = 0
+
+            def on_train_begin(self, logs=None):
+                self.fits += 1
+
             def on_epoch_end(self, epoch, logs=None):
                 logs = {k: float(v) for k, v in (logs or {}).items()}
                 for key, value in logs.items():
@@ -76,7 +89,8 @@ class _EpochGuard:
                             f"{key} became {logs[key]} at epoch {epoch + 1}; "
                             "lower the learning rate or add normalization"
                         )
-                reporter.report(epoch, logs)
+                last = self.fits >= phases and epoch + 1 >= self.params.get("epochs", math.inf)
+                reporter.report(epoch, logs, last=last)
 
         return EpochGuard()
 
@@ -128,7 +142,7 @@ def run_trial(
                 cb.component.function(component_params(cb, trial.params), trial)
                 for cb in spec.callbacks
             ),
-            _EpochGuard(reporter, history, required_metrics(spec)),
+            _EpochGuard(reporter, history, required_metrics(spec), pipeline.fit_phases()),
         ]
         pipeline.fit(inputs, callbacks)
         train_seconds = time.perf_counter() - fit_started

@@ -24,7 +24,9 @@ def fx_plugins(monkeypatch):
     return load_plugins([str(FIXTURES)])
 
 
-def run_one(plugins, run_dir: Path, dataset, model, train, augment=None, number=0, **study):
+def run_one(
+    plugins, run_dir: Path, dataset, model, train, augment=None, number=0, reporter=None, **study
+):
     """Run one trial of a study given as tables (no searched parameters); return its context
     and result."""
     from harness.study import parse_study
@@ -40,7 +42,7 @@ def run_one(plugins, run_dir: Path, dataset, model, train, augment=None, number=
         raw["augment"] = augment
     spec = parse_study(raw, plugins, run_dir / "study.toml")
     trial = TrialContext(StudyContext(spec, run_dir), number, dict(spec.space.literals))
-    return trial, run_trial(trial, plugins)
+    return trial, run_trial(trial, plugins, reporter)
 
 
 def info(task: str, shape=(32, 32, 3), classes: int | None = None) -> DatasetInfo:
@@ -213,6 +215,36 @@ def test_fine_tune_unfreezes_from_the_layer_and_recompiles_at_its_rate(fx_plugin
     assert len(model.trainable_weights) == 4  # conv_b + output, was 2 (output only)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0003)
     assert len(result.history["loss"]) == 3  # 1 frozen epoch + 2 fine-tuning epochs
+
+
+class EpochRecorder:
+    """A reporter that records each epoch it hears of and whether it was called the last."""
+
+    def __init__(self):
+        self.heard: list[tuple[int, bool]] = []
+
+    def report(self, epoch, metrics, *, last=False):
+        self.heard.append((epoch, last))
+
+
+@pytest.mark.parametrize(
+    ("model", "train"),
+    [
+        ({"name": "fx_frozen"}, {"epochs": 3}),
+        # the first phase's end is not the trial's: only the fine-tuning phase's last epoch
+        ({"name": "fx_frozen", "fine_tune_epochs": 2}, {"epochs": 1}),
+    ],
+)
+def test_only_the_trials_very_last_epoch_is_reported_as_last(fx_plugins, tmp_path, model, train):
+    """Backends must not prune at the last epoch (the trial has finished training), so the
+    runner tells them which epoch that is, across a fine-tuning phase too."""
+    recorder = EpochRecorder()
+    _, result = run_one(
+        fx_plugins, tmp_path, {"name": "fx_images", "size": 8, "count": 8}, model,
+        {**train, "batch_size": 4}, reporter=recorder,
+    )
+    assert result.state == "complete", result.fail_reason
+    assert recorder.heard == [(0, False), (1, False), (2, True)]
 
 
 @pytest.mark.parametrize(("at", "trainable"), [(-1, {"conv_b"}), (0, {"conv_a", "conv_b"})])

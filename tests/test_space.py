@@ -127,7 +127,7 @@ def _median_study(write_study, plugins, train: str, optuna_table: str):
     ("train", "optuna_table", "expected"),
     [
         ("epochs = 4", "", 2),  # half the trial's epochs
-        ("epochs = 1", "", 1),  # never 0: a 1-epoch trial is still pruned at its end
+        ("epochs = 1", "", 1),  # never 0
         ("epochs = {int = [6, 14]}", "", 3),  # half the fewest epochs a trial can draw
         ("epochs = {choice = [9, 5]}", "", 2),
         ("batch_size = 16", "", 2),  # the default 5 epochs
@@ -164,6 +164,26 @@ def _pruned_at(write_study, plugins, curves: list[list[float]], optuna_table: st
         if trial.should_prune():
             stops.append(epoch)
     return stops
+
+
+def test_optuna_reporter_never_prunes_at_the_last_epoch(write_study, plugins):
+    """A trial below the median at its last epoch has trained fully: it completes (and can be
+    the best) instead of being thrown away as pruned. Its value is still reported."""
+    from harness.backends.optuna import OptunaReporter
+    from harness.errors import TrialPruned
+
+    class AlwaysPrune(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    spec = _median_study(write_study, plugins, "epochs = 2", "")
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    trial = study.ask()
+    reporter = OptunaReporter(trial, spec)
+    reporter.report(1, {spec.objectives[0].metric: 0.5}, last=True)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.5}
+    with pytest.raises(TrialPruned, match="epoch 1"):
+        reporter.report(0, {spec.objectives[0].metric: 0.4})
 
 
 def test_median_pruner_spares_a_trial_below_the_median_while_it_improves(write_study, plugins):

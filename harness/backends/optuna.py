@@ -415,18 +415,19 @@ class _Suggester:
 
 
 class OptunaReporter:
-    """Feeds the first objective to Optuna each epoch and raises TrialPruned when told."""
+    """Feeds the first objective to Optuna each epoch and raises TrialPruned when told;
+    the last epoch is reported (other trials' medians use it) but never pruned."""
 
     def __init__(self, trial: optuna.Trial, spec: StudySpec):
         self.trial = trial
         self.metric = spec.objectives[0].metric
         self.enabled = not spec.multi_objective
 
-    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+    def report(self, epoch: int, metrics: dict[str, float], *, last: bool = False) -> None:
         if not self.enabled or self.metric not in metrics:
             return
         self.trial.report(metrics[self.metric], epoch)
-        if self.trial.should_prune():
+        if not last and self.trial.should_prune():
             raise TrialPruned(f"pruned at epoch {epoch + 1}")
 
 
