@@ -57,8 +57,8 @@ class _EpochGuard:
     It runs after every other callback, so trackers have logged an epoch before the
     backend prunes the trial at it; ``history`` keeps every epoch's logs, also of a
     trial that was pruned or failed mid-fit. ``phases`` is how many ``fit`` calls the
-    trial makes (2 with a fine-tuning phase): the last epoch of the last one is reported
-    as the trial's last.
+    trial makes (2 with a fine-tuning phase): the last epoch of the last one, or the epoch
+    at which a stopping callback ended it, is reported as the trial's last.
     """
 
     def __new__(
@@ -89,7 +89,11 @@ class _EpochGuard:
                             f"{key} became {logs[key]} at epoch {epoch + 1}; "
                             "lower the learning rate or add normalization"
                         )
-                last = self.fits >= phases and epoch + 1 >= self.params.get("epochs", math.inf)
+                # A stopping callback (run before this one) may have ended the fit here.
+                ended = epoch + 1 >= self.params.get("epochs", math.inf) or getattr(
+                    self.model, "stop_training", False
+                )
+                last = self.fits >= phases and bool(ended)
                 reporter.report(epoch, logs, last=last)
 
         return EpochGuard()

@@ -25,7 +25,8 @@ def fx_plugins(monkeypatch):
 
 
 def run_one(
-    plugins, run_dir: Path, dataset, model, train, augment=None, number=0, reporter=None, **study
+    plugins, run_dir: Path, dataset, model, train, augment=None, number=0, reporter=None,
+    callbacks=None, **study
 ):
     """Run one trial of a study given as tables (no searched parameters); return its context
     and result."""
@@ -40,6 +41,8 @@ def run_one(
     }
     if augment:
         raw["augment"] = augment
+    if callbacks:
+        raw["callbacks"] = callbacks
     spec = parse_study(raw, plugins, run_dir / "study.toml")
     trial = TrialContext(StudyContext(spec, run_dir), number, dict(spec.space.literals))
     return trial, run_trial(trial, plugins, reporter)
@@ -227,24 +230,39 @@ class EpochRecorder:
         self.heard.append((epoch, last))
 
 
+STOP_AT_ONCE = {"threshold": {"metric": "loss", "mode": "min", "value": 1e9}}
+
+
 @pytest.mark.parametrize(
-    ("model", "train"),
+    ("model", "train", "callbacks", "heard"),
     [
-        ({"name": "fx_frozen"}, {"epochs": 3}),
+        ({"name": "fx_frozen"}, {"epochs": 3}, None, [(0, False), (1, False), (2, True)]),
         # the first phase's end is not the trial's: only the fine-tuning phase's last epoch
-        ({"name": "fx_frozen", "fine_tune_epochs": 2}, {"epochs": 1}),
+        (
+            {"name": "fx_frozen", "fine_tune_epochs": 2}, {"epochs": 1}, None,
+            [(0, False), (1, False), (2, True)],
+        ),
+        # a stopping callback ending the fit makes that epoch the last
+        ({"name": "fx_frozen"}, {"epochs": 3}, STOP_AT_ONCE, [(0, True)]),
+        # ... but not when it ends the first phase of a fine-tuning trial
+        (
+            {"name": "fx_frozen", "fine_tune_epochs": 1}, {"epochs": 3}, STOP_AT_ONCE,
+            [(0, False), (1, True)],
+        ),
     ],
 )
-def test_only_the_trials_very_last_epoch_is_reported_as_last(fx_plugins, tmp_path, model, train):
+def test_only_the_trials_very_last_epoch_is_reported_as_last(
+    fx_plugins, tmp_path, model, train, callbacks, heard
+):
     """Backends must not prune at the last epoch (the trial has finished training), so the
     runner tells them which epoch that is, across a fine-tuning phase too."""
     recorder = EpochRecorder()
     _, result = run_one(
         fx_plugins, tmp_path, {"name": "fx_images", "size": 8, "count": 8}, model,
-        {**train, "batch_size": 4}, reporter=recorder,
+        {**train, "batch_size": 4}, reporter=recorder, callbacks=callbacks,
     )
     assert result.state == "complete", result.fail_reason
-    assert recorder.heard == [(0, False), (1, False), (2, True)]
+    assert recorder.heard == heard
 
 
 @pytest.mark.parametrize(("at", "trainable"), [(-1, {"conv_b"}), (0, {"conv_a", "conv_b"})])
