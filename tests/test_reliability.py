@@ -336,3 +336,62 @@ def test_arbitrary_text_is_a_clear_error(text, fuzz_plugins, tmp_path_factory):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(HarnessError):
         load_study(path, fuzz_plugins)
+
+
+def _journal_with_trials(path: Path, count: int):
+    import optuna
+
+    from harness.backends.optuna import make_storage
+
+    study = optuna.create_study(study_name="j", storage=make_storage(str(path)))
+    for value in range(count):
+        study.tell(study.ask(), float(value))
+    return study
+
+
+@pytest.mark.parametrize("chunk", [1 << 16, 7])  # 7: the last record spans many reads
+def test_a_journal_cut_mid_record_is_mended_before_anything_is_appended(
+    tmp_path, monkeypatch, caplog, chunk
+):
+    """A process killed while appending leaves half a line; appending onto it would corrupt
+    the journal for good. Opening it moves the half line aside and keeps every full record."""
+    import optuna
+
+    from harness.backends import journal
+    from harness.backends.optuna import make_storage
+
+    monkeypatch.setattr(journal, "_CHUNK", chunk)
+    path = tmp_path / "optuna.journal"
+    _journal_with_trials(path, 3)
+    whole = path.read_bytes()
+    last_start = whole.rstrip(b"\n").rfind(b"\n") + 1
+    half = whole[last_start : last_start + (len(whole) - last_start) // 2]
+    path.write_bytes(whole[:last_start] + half)
+
+    with caplog.at_level("WARNING"):
+        study = optuna.load_study(study_name="j", storage=make_storage(str(path)))
+    assert "cut off mid-write" in caplog.text
+    (aside,) = tmp_path.glob("optuna.journal.cut-*")
+    assert aside.read_bytes() == half
+    assert path.read_bytes() == whole[:last_start]
+    study.tell(study.ask(), 9.0)  # appends after the mend: the journal stays readable
+
+    reread = optuna.load_study(study_name="j", storage=make_storage(str(path)))
+    states = [t.state.name for t in reread.get_trials(deepcopy=False)]
+    # the cut record was trial 2's "complete": it is running (an orphan harness re-runs)
+    assert states == ["COMPLETE", "COMPLETE", "RUNNING", "COMPLETE"]
+    assert reread.trials[-1].value == 9.0
+
+
+def test_an_intact_journal_is_left_alone(tmp_path):
+    from harness.backends.journal import repair_cut_record
+
+    path = tmp_path / "optuna.journal"
+    _journal_with_trials(path, 2)
+    before = path.read_bytes()
+    assert repair_cut_record(path) is None
+    assert path.read_bytes() == before
+    assert repair_cut_record(tmp_path / "absent.journal") is None
+    (tmp_path / "empty.journal").write_bytes(b"")
+    assert repair_cut_record(tmp_path / "empty.journal") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.journal", "optuna.journal"]

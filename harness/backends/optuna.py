@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.backends.base import WorkerTask, backend_config, better
+from harness.backends.journal import repair_cut_record
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive, resident_memory_mb
 from harness.errors import HarnessError, TrialPruned
@@ -236,6 +237,7 @@ def _journal_storage(url: str) -> optuna.storages.BaseStorage:
             f"--storage {url}: is a directory; give a journal file path (e.g. {url}/study.journal) "
             "or a database URL"
         )
+    repair_cut_record(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(url, lock_obj=JournalFileOpenLock(url))
