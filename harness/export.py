@@ -19,6 +19,7 @@ validation metrics from the search.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -94,15 +95,26 @@ def cmd_export(args) -> int:
     if args.format is not None:
         name = read_meta(run_dir).get("name") or run_dir.name
         output = args.output or Path(f"{name}-trials.{args.format}")
-        path = export_table(run_dir, args.format, output)
+        with _naming_the_file(output, "--output"):
+            path = export_table(run_dir, args.format, output)
         print(f"trials: {path}")
     if args.best_model is not None:
-        model_path, card_path = export_best_model(
-            run_dir, args.best_model, retrain=args.retrain, extra_plugins=tuple(args.plugin)
-        )
+        with _naming_the_file(args.best_model, "--best-model"):
+            model_path, card_path = export_best_model(
+                run_dir, args.best_model, retrain=args.retrain, extra_plugins=tuple(args.plugin)
+            )
         print(f"model: {model_path}")
         print(f"card:  {card_path}")
     return 0
+
+
+@contextlib.contextmanager
+def _naming_the_file(path: Path, flag: str):
+    """A write that fails (a full disk, no permission) is one line naming the flag's file."""
+    try:
+        yield
+    except OSError as exc:
+        raise HarnessError(f"{flag} {path}: cannot write it: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------- table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,23 @@ from pathlib import Path
 def replacing(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` to write; on success it replaces ``target``
     in one step, on failure it is removed. The temporary name keeps ``target``'s suffix
-    (Keras and NumPy choose the format by it)."""
+    (Keras and NumPy choose the format by it).
+
+    A symbolic link is written through (the file it points to is replaced, the link
+    stays), and a target that exists but is not a regular file (a FIFO, a device such as
+    ``/dev/stdout``) is yielded itself, to be written into: replacing it would put a
+    regular file where the pipe or device was.
+    """
     target = Path(target)
+    try:
+        mode = target.stat().st_mode  # through links: /dev/stdout is a link to a pipe
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        yield target
+        return
+    if target.is_symlink():
+        target = target.resolve()
     tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
     try:
         yield tmp

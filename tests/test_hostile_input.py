@@ -408,3 +408,52 @@ def test_a_plugin_without_hooks_and_a_negative_top_are_refused(tmp_path, capsys,
     (run_dir / "trials.csv").write_text("number,state\n0,complete\n")
     assert main(["show", "x", "--top", "-1", "--runs-dir", str(tmp_path / "r2")]) == 2
     assert "--top must be at least 1" in capsys.readouterr().err
+
+
+def _exportable_run(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "runs" / "x"
+    run_dir.mkdir(parents=True)
+    objectives = [{"metric": "val_accuracy", "direction": "maximize"}]
+    (run_dir / "study.json").write_text(json.dumps({"name": "x", "objectives": objectives}))
+    (run_dir / "trials.csv").write_text("number,state,val_accuracy\n0,complete,0.5\n")
+    return tmp_path / "runs"
+
+
+def _export(runs: Path, output) -> int:
+    return main(["export", "x", "--format", "csv", f"--output={output}", f"--runs-dir={runs}"])
+
+
+def test_export_writes_through_links_and_into_pipes_never_over_them(tmp_path, capsys):
+    """`--output` naming a symbolic link replaces the file it points to (the link stays);
+    naming a FIFO writes into it: neither is swapped for a regular file."""
+    import os
+    import threading
+
+    runs = _exportable_run(tmp_path)
+    target = tmp_path / "kept.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert _export(runs, link) == 0
+    assert link.is_symlink() and target.read_text().startswith("number,state,val_accuracy")
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    code = _export(runs, fifo)
+    reader.join(timeout=10)
+    assert code == 0 and received and received[0].startswith(b"number,state")
+    assert fifo.is_fifo()
+    capsys.readouterr()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_export_to_a_full_disk_is_one_line_and_leaves_the_device_alone(tmp_path, capsys):
+    runs = _exportable_run(tmp_path)
+    code = _export(runs, "/dev/full")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "error: --output /dev/full: cannot write it: No space left on device\n"
+    assert Path("/dev/full").is_char_device()
