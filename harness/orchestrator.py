@@ -33,13 +33,16 @@ from harness.progress import TrialFeed
 from harness.quiet import start_tensorflow
 from harness.results import (
     FINISHED_STATES,
+    TABLE_FILE,
     build_table,
     make_folder,
+    read_meta,
+    read_table_file,
     stored_storage,
     write_meta,
     write_results,
 )
-from harness.space import distribution_to_json
+from harness.resume import check_resumes_same_study, study_definition
 from harness.study import StudySpec
 from harness.workers import (
     EXIT_RECYCLE,
@@ -113,15 +116,7 @@ def study_meta(
         "storage": stored_storage(run_dir, storage) if run_dir else storage,
         "trials": spec.study.trials,
         "objectives": [o.model_dump() for o in spec.objectives],
-        "searched": {
-            p.name: {
-                "domain": p.distribution.describe(),
-                "distribution": distribution_to_json(p.distribution),
-                "condition": p.condition.describe() if p.condition else None,
-            }
-            for p in spec.space.params
-        },
-        "literals": spec.space.literals,
+        **study_definition(spec),  # components, literals, searched
         "overrides": dict(overrides or {}),
         "profile": spec.profile,
     }
@@ -190,6 +185,10 @@ def run_study(
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     backend = get_backend(spec)
+    for notice in check_resumes_same_study(
+        spec.name, _recorded_meta(run_dir), study_definition(spec), _has_finished(run_dir)
+    ):
+        log.warning("%s", notice)
     with _new_run_dir_removed_on_error(run_dir):
         storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
     log_path = log_to_file(run_dir)
@@ -232,6 +231,26 @@ def run_study(
             table = _write_table(backend, spec, storage, run_dir)
     plugins.study_end(context, table)
     return StudyOutcome(run_dir, table, spec, interrupted, tested)
+
+
+def _recorded_meta(run_dir: Path) -> dict[str, Any]:
+    """The run directory's ``study.json``; empty when there is none or it is unreadable
+    (it is rewritten below, as for a new study)."""
+    try:
+        return read_meta(run_dir)
+    except HarnessError:
+        return {}
+
+
+def _has_finished(run_dir: Path) -> bool:
+    """Whether the run directory's table holds a complete or pruned trial (a table that
+    exists but cannot be read counts as holding one)."""
+    table_file = run_dir / TABLE_FILE
+    try:
+        table = read_table_file(table_file)
+    except HarnessError:
+        return table_file.exists()
+    return bool(table["state"].isin(["complete", "pruned"]).any())
 
 
 @contextlib.contextmanager

@@ -16,14 +16,14 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: (  # the study file -> a typed spec, the data contract, files and small helpers
         "errors", "data", "space", "study", "profiles", "registry", "context", "files", "results",
         "download", "quiet", "logs", "devices", "options", "smoke", "card", "models",
-        "layers", "textgen", "_images",
+        "layers", "textgen", "_images", "resume",
     ),
     1: ("harness", "hookspecs", "plugins"),  # the plugin manager and every hook
     2: ("fit_inputs", "features", "pipeline", "trial"),  # the trial runner
     3: (  # search backends: a declared contract, each backend its own config
         "backends", "backends.base", "backends.optuna", "backends.kerastuner",
         "backends.kerastuner.config", "backends.kerastuner.space", "backends.kerastuner.store",
-        "backends.kerastuner.distributed", "backends.kerastuner.tuner",
+        "backends.kerastuner.distributed", "backends.kerastuner.tuner", "backends.journal",
     ),
     4: ("evaluate", "workers", "orchestrator", "progress"),  # processes and supervision
     5: (  # commands: read results, never train logic of their own

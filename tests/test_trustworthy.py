@@ -284,3 +284,41 @@ def test_show_watch_returns_once_the_study_has_ended(tmp_path, cli):
     assert code == 0, err
     code, out, _ = cli("show", "trust", "--watch")
     assert code == 0 and out.startswith("study trust: 1 of 1 trials finished")
+
+
+def test_resuming_with_other_fixed_values_or_plugins_is_refused_before_anything_is_written(
+    tmp_path, cli
+):
+    """Trials of one study must train the same thing: another file, `--set` value or
+    dataset under the same name would mix in trials that cannot be compared."""
+    code, _, err = cli("run", study_file(tmp_path), "--in-process", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "trust"
+    journal = (run_dir / "optuna.journal").read_bytes()
+    meta = (run_dir / "study.json").read_text()
+
+    refusals = [
+        (("--set", "train.epochs=2"), "train.epochs = 1 there, 2 now"),
+        (("--set", "train.batch_size=16"), "train.batch_size = 16 only now"),
+        (("--set", "model.units=16"), "model.units was searched there, fixed at 16 now"),
+    ]
+    for flags, named in refusals:
+        code, _, err = cli("run", study_file(tmp_path), "--trials", "3", *flags, "--in-process")
+        assert code == 2 and named in err and "--set study.name=trust-2" in err, err
+    # Another file under the same name: a different model plugin.
+    (tmp_path / "other").mkdir()
+    other = study_file(tmp_path / "other", model="cnn", model_extra="filters = 4")
+    code, _, err = cli("run", other, "--trials", "3", "--in-process")
+    assert code == 2 and 'model "dense" there, "cnn" now' in err, err
+    assert (run_dir / "optuna.journal").read_bytes() == journal, "nothing was appended"
+    assert (run_dir / "study.json").read_text() == meta
+
+    # A new search domain is allowed (each trial's values are in the table), and said.
+    code, _, err = cli(
+        "run", study_file(tmp_path), "--trials", "3", "--set", "model.units={int = [40, 48]}",
+        "--in-process", "--no-progress",
+    )
+    assert code == 0, err
+    assert "search domain of model.units changed: int [8, 32] there, int [40, 48] now" in err
+    table = pd.read_csv(run_dir / "trials.csv").sort_values("number")
+    assert table["model.units"].iloc[-1] >= 40 and (table["model.units"].iloc[:2] <= 32).all()
