@@ -276,12 +276,27 @@ def cmd_run(args) -> int:
         outcome = run_study(spec, plugins, options, launcher)
     print(summary(outcome, outcome.spec))
     if outcome.interrupted:
-        print(
-            "stopped; finished trials are saved and the interrupted one will run again. "
-            f"Resume with: {resume_command(args)}",
-            file=sys.stderr,
-        )
+        print(interrupted_notice(args, outcome.spec), file=sys.stderr)
     return outcome.exit_code
+
+
+def interrupted_notice(args, spec) -> str:
+    """What Ctrl-C leaves and the command that resumes: an Optuna study re-runs the
+    interrupted trial by itself; KerasTuner's oracle counts it as failed, so only
+    ``--retry-failed`` runs it again."""
+    if hasattr(get_backend(spec), "requeue_interrupted"):
+        return (
+            "stopped; finished trials are saved and the interrupted one will run again. "
+            f"Resume with: {resume_command(args)}"
+        )
+    command = resume_command(args)
+    if not args.retry_failed:
+        command += " --retry-failed"
+    return (
+        "stopped; finished trials are saved. The interrupted one counts as failed (the "
+        "KerasTuner oracle keeps the count); --retry-failed runs it again, with any other "
+        f"failed trial. Resume with: {command}"
+    )
 
 
 def resume_command(args) -> str:

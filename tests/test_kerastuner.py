@@ -372,3 +372,27 @@ def test_harness_worker_joins_a_kerastuner_chief(write_study, monkeypatch, capsy
     assert seen["KERASTUNER_ORACLE_PORT"] == "8000"
     assert seen["KERASTUNER_TUNER_ID"] and "chief" not in seen["KERASTUNER_TUNER_ID"]
     assert seen["workers"] == 2
+
+
+@pytest.mark.parametrize(
+    ("backend", "retry_failed", "says", "command"),
+    [
+        ("optuna", False, "the interrupted one will run again", "harness run kt.toml"),
+        ("kerastuner", False, "counts as failed", "harness run kt.toml --retry-failed"),
+        ("kerastuner", True, "counts as failed", "harness run kt.toml --retry-failed"),
+    ],
+)
+def test_ctrl_c_says_truly_whether_the_interrupted_trial_runs_again(
+    write_study, plugins, backend, retry_failed, says, command
+):
+    """KerasTuner's oracle counts an interrupted trial as failed and never re-runs it by
+    itself, so the notice must not promise it, and its resume command asks for the retry."""
+    from types import SimpleNamespace
+
+    from harness.cli import interrupted_notice
+
+    text = STUDY.format(trials=2, backend=backend, tuner="random", kerastuner="", epochs=1)
+    spec = load_study(write_study(text), plugins)
+    line = ["run", "kt.toml"] + (["--retry-failed"] if retry_failed else [])
+    notice = interrupted_notice(SimpleNamespace(command_line=line, retry_failed=retry_failed), spec)
+    assert says in notice and notice.endswith(f"Resume with: {command}")

@@ -322,3 +322,39 @@ def test_resuming_with_other_fixed_values_or_plugins_is_refused_before_anything_
     assert "search domain of model.units changed: int [8, 32] there, int [40, 48] now" in err
     table = pd.read_csv(run_dir / "trials.csv").sort_values("number")
     assert table["model.units"].iloc[-1] >= 40 and (table["model.units"].iloc[:2] <= 32).all()
+
+
+def test_a_trial_that_stopped_the_study_does_not_use_up_the_budget(tmp_path, cli):
+    """Bad data stops the study at its first trial; once the data is fixed, the same
+    command runs the whole budget (the stopped trial never trained, so it does not
+    count) and the summary no longer reports the old error."""
+    path = study_file(tmp_path, dataset="broken_loader", dataset_extra="", trials=2)
+    code, _, err = cli("run", path, "--in-process", "--no-progress", plugin_file=True)
+    assert code == 2 and "column 'pixel1'" in err
+    code, out, _ = cli("show", "trust")
+    assert "0 of 2 trials finished (none); 1 interrupted or replaced, not counted" in out
+
+    study_file(tmp_path, dataset="digits", dataset_extra="limit = 300", trials=2)  # fixed
+    code, out, err = cli("run", path, "--in-process", "--no-progress", plugin_file=True)
+    assert code == 0, err
+    assert "2 of 2 trials finished (2 complete); 1 interrupted or replaced" in out
+    assert "every trial failed" not in out
+    table = pd.read_csv(tmp_path / "runs" / "trust" / "trials.csv")
+    stopped = table[table["state"] == "failed"]
+    assert len(stopped) == 1 and not stopped["counted"].iloc[0]
+    assert stopped["fail_reason"].iloc[0].endswith("(re-run as trial #1)")  # same parameters
+    assert "changed since its last run" in err  # another dataset: allowed, none had finished
+
+
+def test_retry_failed_replaces_failed_trials_that_have_no_searched_values(tmp_path, cli):
+    """With every value fixed there are no parameters to enqueue; --retry-failed must
+    still stop counting the failed trials, so new ones take their place."""
+    path = study_file(tmp_path, model="nan_model", model_extra="", trials=2)
+    code, out, err = cli("run", path, "--in-process", "--no-progress", plugin_file=True)
+    assert code == 1 and "2 of 2 trials finished (2 failed)" in out, err
+    study_file(tmp_path, model="dense", model_extra="units = 8", trials=2)  # fixed
+    code, out, err = cli(
+        "run", path, "--retry-failed", "--in-process", "--no-progress", plugin_file=True
+    )
+    assert code == 0, err
+    assert "2 of 2 trials finished (2 complete); 2 interrupted or replaced, not counted" in out

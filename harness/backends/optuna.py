@@ -295,6 +295,10 @@ RETRIED = "harness:retried"
 #: A trial whose run was cut short from outside (worker killed, Ctrl-C, machine lost): it
 #: never counts toward the budget and its parameters are run again (``[study].max_retries``).
 INTERRUPTED = "harness:interrupted"
+#: A trial that stopped the study (input no trial can get past: data, a missing metric).
+#: It never trained, so it does not count, and its parameters run again once the study
+#: is run again (after the fix), with no limit on how often.
+STOPPED_STUDY = "harness:stopped_study"
 #: On a re-run trial: the number of the interrupted (or ``--retry-failed``) trial it repeats.
 RETRY_OF = "harness:retry_of"
 #: Study attribute: numbers of interrupted trials whose re-run was already enqueued.
@@ -312,7 +316,12 @@ def counts(trial: FrozenTrial, retried: set[int]) -> bool:
     """Whether ``trial`` takes a slot of the budget: not surplus, not interrupted, not
     replaced by a ``--retry-failed`` re-run."""
     attrs = trial.user_attrs
-    return not attrs.get(SURPLUS) and not attrs.get(INTERRUPTED) and trial.number not in retried
+    return (
+        not attrs.get(SURPLUS)
+        and not attrs.get(INTERRUPTED)
+        and not attrs.get(STOPPED_STUDY)
+        and trial.number not in retried
+    )
 
 
 def counted_trials(study: optuna.Study, states=FINISHED) -> list[FrozenTrial]:
@@ -325,12 +334,14 @@ def retry_failed(spec: StudySpec, url: str) -> int:
     """Enqueue the parameters of every failed trial again (``harness run --retry-failed``).
 
     The failed trial stays in the table with its reason but no longer counts
-    toward the budget, so its re-run takes its place.
+    toward the budget, so its re-run takes its place. A trial with no searched
+    parameters (every value fixed) is not enqueued: any new trial runs the same values.
     """
     study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
-    failed = [t for t in counted_trials(study, (optuna.trial.TrialState.FAIL,)) if t.params]
+    failed = counted_trials(study, (optuna.trial.TrialState.FAIL,))
     for trial in failed:
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
     study.set_user_attr(RETRIED, sorted(retried_numbers(study) | {t.number for t in failed}))
     return len(failed)
 
@@ -348,8 +359,9 @@ def retry_depth(trial: FrozenTrial, by_number: dict[int, FrozenTrial]) -> int:
 
 def requeue_interrupted(spec: StudySpec, url: str) -> int:
     """Enqueue once more the parameters of every interrupted trial (up to ``max_retries``
-    runs of the same parameters), as Optuna's RetryFailedTrialCallback does; the new
-    trial records which trial it repeats. Returns how many were enqueued."""
+    runs of the same parameters), as Optuna's RetryFailedTrialCallback does, and of every
+    trial that stopped the study (always: it never trained); the new trial records which
+    trial it repeats. Returns how many were enqueued."""
     study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
@@ -358,14 +370,15 @@ def requeue_interrupted(spec: StudySpec, url: str) -> int:
         t
         for t in trials
         if t.state == optuna.trial.TrialState.FAIL
-        and t.user_attrs.get(INTERRUPTED)
+        and (t.user_attrs.get(INTERRUPTED) or t.user_attrs.get(STOPPED_STUDY))
         and t.number not in done
     ]
     if not fresh:
         return 0
     enqueued = 0
     for trial in fresh:
-        if trial.params and retry_depth(trial, by_number) < spec.study.max_retries:
+        stopped = trial.user_attrs.get(STOPPED_STUDY)
+        if trial.params and (stopped or retry_depth(trial, by_number) < spec.study.max_retries):
             study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
             enqueued += 1
     study.set_user_attr(REQUEUED, sorted(done | {t.number for t in fresh}))
@@ -520,6 +533,7 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
             result = run_trial(ctx, plugins, OptunaReporter(trial, spec))
         except StudyAborted as exc:
             trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr(STOPPED_STUDY, True)
             raise
         except KeyboardInterrupt:
             trial.set_user_attr(INTERRUPTED, True)
@@ -699,4 +713,6 @@ def _reason(attrs: dict, rerun_as: int | None, retried: bool, requeued: bool) ->
         return f"{reason} (not counted; re-runs exhausted: [study].max_retries)"
     if reason and attrs.get(INTERRUPTED):
         return f"{reason} (not counted; re-run when the study resumes)"
+    if reason and attrs.get(STOPPED_STUDY):
+        return f"{reason} (stopped the study; not counted, runs again once it is fixed)"
     return reason
