@@ -418,6 +418,20 @@ def test_sign_language_default_holds_out_the_train_csv(tmp_path):
     assert not np.array_equal(arrays(other.validation)[0], x_val)
 
 
+def test_sign_language_csv_with_only_a_header_or_a_nan_says_so(tmp_path):
+    from harness_plugins.datasets.sign_language_mnist import read_sign_csv
+
+    csv = tmp_path / "sign_mnist_train.csv"
+    sign_frame([0, 1]).iloc[:0].to_csv(csv, index=False)
+    with pytest.raises(HarnessError, match="no data rows, only the header"):
+        read_sign_csv(csv)
+    frame = sign_frame([0, 1]).astype("float64")
+    frame.iloc[1, 5] = float("nan")
+    frame.to_csv(csv, index=False)
+    with pytest.raises(HarnessError, match=r"empty or NaN cells in column\(s\) pixel5"):
+        read_sign_csv(csv)
+
+
 def test_sign_language_validation_test_needs_a_test_csv(tmp_path, ctx):
     csv = tmp_path / "sign_mnist_train.csv"
     sign_frame([0, 1, 2, 3]).to_csv(csv, index=False)
@@ -570,7 +584,7 @@ def test_csv_table_errors(tmp_path, ctx):
         load_csv_table(CsvTableParams(path=str(csv), label="y", features=["x", "note"]), ctx)
     with pytest.raises(HarnessError, match=r"unknown column\(s\) z"):
         load_csv_table(CsvTableParams(path=str(csv), label="y", features=["z"]), ctx)
-    with pytest.raises(HarnessError, match=r"empty cells in column\(s\) x.*drop_missing"):
+    with pytest.raises(HarnessError, match=r"empty or NaN cells in column\(s\) x.*drop_missing"):
         load_csv_table(CsvTableParams(path=str(csv), label="y"), ctx)
     with pytest.raises(HarnessError, match='task = "binary" but .* 3 classes'):
         load_csv_table(
@@ -578,6 +592,19 @@ def test_csv_table_errors(tmp_path, ctx):
         )
     data = load_csv_table(CsvTableParams(path=str(csv), label="y", drop_missing=True), ctx)
     assert data.info.preprocessing["dropped_rows"] == 1
+
+
+def test_csv_table_refuses_an_infinite_cell_naming_its_line(tmp_path):
+    """pandas reads "inf" as a number; left in, it makes every trial's loss NaN."""
+    from harness_plugins.datasets.csv_table import check_csv_table
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b,label\n1,2,0\n3,4,1\n5,-inf,0\n7,inf,1\n")
+    refused = r"column 'b' holds an infinite value \(first on line 4: -inf\)"
+    with pytest.raises(HarnessError, match=refused):
+        check_csv_table(CsvTableParams(path=str(csv), label="label"))
+    csv.write_text("a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+    check_csv_table(CsvTableParams(path=str(csv), label="label"))
 
 
 # ---------------------------------------------------------------------------- ../shared/data

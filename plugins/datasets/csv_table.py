@@ -180,16 +180,34 @@ def _checked_table(params: CsvTableParams):
     if empty:
         if not params.drop_missing:
             raise HarnessError(
-                f"{path}: empty cells in column(s) {_listing(empty)}; fill them, or set "
+                f"{path}: empty or NaN cells in column(s) {_listing(empty)}; fill them, or set "
                 "drop_missing = true in the [dataset] table to drop those rows"
             )
         before = len(frame)
         frame = frame.dropna(subset=used)
         dropped = before - len(frame)
+    _refuse_infinite(frame, used, path)
     if len(frame) < 2:
         raise HarnessError(f"{path}: {len(frame)} usable row(s); a CSV needs at least 2 rows")
     task, y, class_names = _labels(params, frame[params.label], path)
     return path, frame, features, skipped, dropped, task, y, class_names
+
+
+def _refuse_infinite(frame, columns: list[str], path) -> None:
+    """An ``inf`` cell (pandas reads "inf" as a number) would make every trial's loss NaN."""
+    import pandas as pd  # lazy: importing it with the plugins costs every run 0.4 s
+
+    for column in columns:
+        if not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        infinite = np.isinf(frame[column].to_numpy())
+        if infinite.any():
+            row = int(np.argmax(infinite))
+            raise HarnessError(
+                f"{path}: column {column!r} holds an infinite value (first on line {row + 2}: "
+                f"{float(frame[column].iloc[row])}); replace it with a finite number or drop "
+                "the row"
+            )
 
 
 def check_csv_table(params: CsvTableParams) -> None:

@@ -125,12 +125,14 @@ def read_sign_csv(path: Path, limit: int | None = None) -> tuple[np.ndarray, np.
             "label, pixel1, ..., pixel784 (Kaggle's layout)"
         )
     frame = frame[list(COLUMNS)]
+    if frame.empty:
+        raise HarnessError(f"{path}: no data rows, only the header; one image a row is expected")
     bad = [c for c in COLUMNS if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         raise HarnessError(f"{path}: non-numeric values in column(s) {_listing(bad)}")
     empty = [c for c in COLUMNS if frame[c].isna().any()]
     if empty:
-        raise HarnessError(f"{path}: empty cells in column(s) {_listing(empty)}")
+        raise HarnessError(f"{path}: empty or NaN cells in column(s) {_listing(empty)}")
     values = frame.to_numpy()
     labels = values[:, 0]
     invalid = (labels != np.round(labels)) | (labels < 0) | (labels > 24) | (labels == 9)
