@@ -462,6 +462,13 @@ def cmd_show(args) -> int:
             print("\x1b[2J\x1b[H", end="")
         print(_show_text(run_dir, table, args), flush=True)
         if study_ended(run_dir, table):
+            budget = int(read_meta(run_dir).get("trials") or 0)
+            if int(finished_counted(table).sum()) < budget:
+                print(
+                    "no harness run is running this study now; run its command again to "
+                    "resume it",
+                    file=sys.stderr,
+                )
             return 0
         time.sleep(2.0)
 

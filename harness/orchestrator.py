@@ -43,6 +43,7 @@ from harness.results import (
     write_results,
 )
 from harness.resume import check_resumes_same_study, study_definition
+from harness.run_marker import marking_the_run
 from harness.study import StudySpec
 from harness.workers import (
     EXIT_RECYCLE,
@@ -191,6 +192,20 @@ def run_study(
         log.warning("%s", notice)
     with _new_run_dir_removed_on_error(run_dir):
         storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
+    with marking_the_run(run_dir):
+        return _run_prepared(spec, plugins, options, launcher, backend, storage, run_dir)
+
+
+def _run_prepared(
+    spec: StudySpec,
+    plugins: HarnessPlugins,
+    options: RunOptions,
+    launcher: WorkerLauncher | None,
+    backend: Any,
+    storage: str,
+    run_dir: Path,
+) -> StudyOutcome:
+    """``run_study`` once the storage is prepared: the trials, the table, the test split."""
     log_path = log_to_file(run_dir)
     write_meta(run_dir, study_meta(spec, storage, options.overrides, run_dir))
     context = StudyContext(spec, run_dir)

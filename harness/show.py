@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from harness.devices import process_alive
 from harness.errors import HarnessError
 from harness.results import (
     build_table,
@@ -22,6 +23,7 @@ from harness.results import (
     resolve_storage,
     with_test_columns,
 )
+from harness.run_marker import run_active
 from harness.study import Objective
 
 if TYPE_CHECKING:
@@ -43,7 +45,32 @@ def _optuna_records(run_dir: Path, meta: dict[str, Any]) -> list | None:
     spec = SimpleNamespace(
         name=meta["name"], objectives=[Objective(**o) for o in meta.get("objectives", [])]
     )
-    return trial_records(study, spec)
+    return _orphans_shown_interrupted(study, trial_records(study, spec))
+
+
+def _orphans_shown_interrupted(study, records: list) -> list:
+    """A trial still RUNNING in the storage whose process on this host is gone (the run
+    was killed) is shown as the next run will record it: failed, interrupted, not counted.
+    Nothing is written: reading never writes."""
+    import optuna  # lazy: see _optuna_records
+
+    from harness.backends.optuna import HOST  # lazy: imports optuna
+
+    running = {
+        t.number: t.user_attrs
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    }
+    for record in records:
+        attrs = running.get(record.number)
+        pid = attrs.get("pid") if attrs else None
+        if attrs and attrs.get("host") == HOST and isinstance(pid, int) and not process_alive(pid):
+            record.state = "failed"
+            record.counted = False
+            record.fail_reason = (
+                "interrupted: its worker process ended before the trial finished (recorded "
+                "so, and re-run, when the study resumes)"
+            )
+    return records
 
 
 def study_table(run_dir: Path) -> pd.DataFrame:
@@ -57,10 +84,12 @@ def study_table(run_dir: Path) -> pd.DataFrame:
 
 
 def study_ended(run_dir: Path, table: pd.DataFrame) -> bool:
-    """No trial is running and the budget is met (``harness show --watch`` stops then)."""
-    if table.empty:
+    """No trial is running, and the budget is met or no ``harness run`` is left to meet it
+    (killed, or stopped by ``--timeout``): ``harness show --watch`` stops then."""
+    if table.empty or (table["state"] == "running").any():
         return False
-    if (table["state"].isin(["running", "waiting"])).any():
-        return False
+    if not run_active(run_dir):
+        return True
     budget = int(read_meta(run_dir).get("trials") or 0)
-    return int(finished_counted(table).sum()) >= budget
+    waiting = (table["state"] == "waiting").any()
+    return not waiting and int(finished_counted(table).sum()) >= budget

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import textwrap
 
 import pandas as pd
@@ -358,3 +359,59 @@ def test_retry_failed_replaces_failed_trials_that_have_no_searched_values(tmp_pa
     )
     assert code == 0, err
     assert "2 of 2 trials finished (2 complete); 2 interrupted or replaced, not counted" in out
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_runs_trial_shows_as_interrupted_and_watch_returns(tmp_path, cli):
+    """After SIGKILL the storage still says RUNNING; `show` must not report it as still
+    running forever, and `show --watch` must return once no run is left to finish it."""
+    import optuna
+
+    from harness.backends.optuna import HOST, make_storage
+    from harness.run_marker import MARKER_FILE, marking_the_run
+
+    code, _, err = cli("run", study_file(tmp_path, trials=1), "--in-process", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "trust"
+    assert not (run_dir / MARKER_FILE).exists(), "the marker goes when the run ends"
+    meta = json.loads((run_dir / "study.json").read_text())
+    meta["trials"] = 3
+    (run_dir / "study.json").write_text(json.dumps(meta))
+    storage = make_storage(str(run_dir / "optuna.journal"))
+    orphan = optuna.load_study(study_name="trust", storage=storage).ask()
+    orphan.set_user_attr("pid", _dead_pid())
+    orphan.set_user_attr("host", HOST)
+
+    code, out, _ = cli("show", "trust")
+    assert "1 of 3 trials finished (1 complete); 1 interrupted or replaced" in out
+    assert "still running" not in out and "interrupted: its worker process ended" in out
+    code, out, err = cli("show", "trust", "--watch")
+    assert code == 0 and "no harness run is running this study now" in err
+
+    with marking_the_run(run_dir):  # a live run (this process) is left to finish it
+        from harness.show import study_ended, study_table
+
+        assert not study_ended(run_dir, study_table(run_dir))
+    assert study_ended(run_dir, study_table(run_dir))
+
+
+def test_the_run_marker_trusts_other_hosts_and_not_dead_processes(tmp_path):
+    from harness.run_marker import MARKER_FILE, marking_the_run, run_active
+
+    assert not run_active(tmp_path)
+    with marking_the_run(tmp_path):
+        assert run_active(tmp_path)
+    assert not (tmp_path / MARKER_FILE).exists()
+    here = socket.gethostname()
+    (tmp_path / MARKER_FILE).write_text(json.dumps({"pid": _dead_pid(), "host": here}))
+    assert not run_active(tmp_path)
+    (tmp_path / MARKER_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    assert run_active(tmp_path)
