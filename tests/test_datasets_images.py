@@ -132,6 +132,26 @@ def test_train_validation_test_tree(tmp_path):
     assert ds.info.preprocessing["validation_source"] == "validation"  # a real validation/
 
 
+@pytest.mark.parametrize("unreadable", [False, True], ids=["missing", "unreadable"])
+def test_a_test_split_without_a_class_says_its_figures_cover_the_others(
+    tmp_path, caplog, unreadable
+):
+    """A test/ folder lacking a class (absent, or every file corrupt) still loads, but says
+    that its figure is not over every class."""
+    root = tmp_path / "data"
+    write_tree(root / "train", count=5, junk=False)
+    write_tree(root / "test", classes=("a_red", "b_green"), count=3, junk=False)
+    if unreadable:
+        (root / "test" / "c_blue").mkdir()
+        (root / "test" / "c_blue" / "x.jpg").write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING):
+        ds = load_image_folder(params(root, image_size=16), LoadContext(tmp_path / "c"))
+    assert set(collect(ds.model_split("test"))[1].tolist()) == {0, 1}
+    assert "the test split" in caplog.text
+    assert "no readable images of class(es) c_blue" in caplog.text
+    assert "cover the other 2 class(es) only" in caplog.text
+
+
 def test_train_and_test_holds_out_validation_from_train(tmp_path):
     root = tmp_path / "rps"
     write_tree(root / "Training", count=10, junk=False)

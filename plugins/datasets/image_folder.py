@@ -211,8 +211,8 @@ def _decode_tree(
         )
         skipped.extend(bad)
         splits[split] = count
+        present = set(np.unique(labels).tolist()) if count else set()
         if count and split in ("train", "all"):
-            present = set(np.unique(labels).tolist())
             for index, name in enumerate(tree.class_names):
                 if index not in present:
                     raise HarnessError(
@@ -220,6 +220,14 @@ def _decode_tree(
                         "images (every file failed to decode); add JPEG/PNG/BMP/GIF images to "
                         "it or remove the folder"
                     )
+        elif count:
+            absent = [name for i, name in enumerate(tree.class_names) if i not in present]
+            if absent:
+                log.warning(
+                    "%s: the %s split (%s) has no readable images of class(es) %s; its "
+                    "figures cover the other %d class(es) only", where, split,
+                    tree.folders[split], ", ".join(absent), len(tree.class_names) - len(absent),
+                )
     if not sum(splits.values()):
         example = skipped[0][0] if skipped else tree.root
         raise HarnessError(
