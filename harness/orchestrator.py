@@ -112,7 +112,7 @@ def study_meta(
     (and ``harness evaluate`` can re-read the study with the same ``--set`` values)."""
     return {
         "name": spec.name,
-        "study_file": str(spec.path),
+        "study_file": str(Path(spec.path).resolve()),  # evaluate and export run from anywhere
         "backend": spec.study.backend,
         "storage": stored_storage(run_dir, storage) if run_dir else storage,
         "trials": spec.study.trials,

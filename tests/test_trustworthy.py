@@ -415,3 +415,19 @@ def test_the_run_marker_trusts_other_hosts_and_not_dead_processes(tmp_path):
     assert not run_active(tmp_path)
     (tmp_path / MARKER_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
     assert run_active(tmp_path)
+
+
+def test_evaluate_finds_the_study_file_from_any_folder(tmp_path, cli, monkeypatch):
+    """study.json records the study file's absolute path, not the one typed in the folder
+    the run started from."""
+    study_file(tmp_path, trials=1)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("run", "trust.toml", "--in-process", "--no-progress")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "runs" / "trust" / "study.json").read_text())
+    assert meta["study_file"] == str(tmp_path.resolve() / "trust.toml")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, err = cli("evaluate", "trust")
+    assert code == 0 and "test_accuracy" in out, err
