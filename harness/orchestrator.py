@@ -32,12 +32,19 @@ from harness.plugins import HarnessPlugins
 from harness.progress import TrialFeed
 from harness.quiet import start_tensorflow
 from harness.results import (
+    BEST_CARD_FILE,
+    BEST_FILE,
+    BEST_MODEL_FILE,
     FINISHED_STATES,
+    HISTORIES_FILE,
+    MODELS_DIR,
     TABLE_FILE,
+    TEST_FILE,
     build_table,
     make_folder,
     read_meta,
     read_table_file,
+    resolve_storage,
     stored_storage,
     write_meta,
     write_results,
@@ -186,12 +193,14 @@ def run_study(
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     backend = get_backend(spec)
+    recorded = _recorded_meta(run_dir)
     for notice in check_resumes_same_study(
-        spec.name, _recorded_meta(run_dir), study_definition(spec), _has_finished(run_dir)
+        spec.name, recorded, study_definition(spec), _has_finished(run_dir, recorded)
     ):
         log.warning("%s", notice)
     with _new_run_dir_removed_on_error(run_dir):
         storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
+    _move_stale_results(run_dir, backend.records(spec, storage))
     with marking_the_run(run_dir):
         return _run_prepared(spec, plugins, options, launcher, backend, storage, run_dir)
 
@@ -257,15 +266,44 @@ def _recorded_meta(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _has_finished(run_dir: Path) -> bool:
+def _has_finished(run_dir: Path, meta: dict[str, Any]) -> bool:
     """Whether the run directory's table holds a complete or pruned trial (a table that
-    exists but cannot be read counts as holding one)."""
+    exists but cannot be read counts as holding one) whose storage is still there (a
+    journal moved away takes its trials with it)."""
+    stored = str(meta.get("storage") or "optuna.journal")
+    if meta.get("backend", "optuna") == "optuna" and resolve_storage(run_dir, stored) is None:
+        return False
     table_file = run_dir / TABLE_FILE
     try:
         table = read_table_file(table_file)
     except HarnessError:
         return table_file.exists()
     return bool(table["state"].isin(["complete", "pruned"]).any())
+
+
+#: Result files derived from the storage: stale once the storage no longer has the study.
+DERIVED_RESULTS = (
+    TABLE_FILE, BEST_FILE, BEST_MODEL_FILE, BEST_CARD_FILE, HISTORIES_FILE, TEST_FILE, MODELS_DIR
+)
+
+
+def _move_stale_results(run_dir: Path, records: list) -> None:
+    """Results of an earlier study whose storage is gone (its journal moved away, as the
+    corrupt-journal message advises) would be shown and exported as this study's until
+    a trial replaced them: with no complete trial in the storage, move them aside."""
+    if any(record.state == "complete" for record in records):
+        return
+    stale = [name for name in DERIVED_RESULTS if (run_dir / name).exists()]
+    if BEST_FILE not in stale and BEST_MODEL_FILE not in stale:
+        return
+    aside = run_dir / f"stale-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir(exist_ok=True)
+    for name in stale:
+        (run_dir / name).rename(aside / name)
+    log.warning(
+        "%s held the results of an earlier study that its storage no longer has (the journal "
+        "was moved or replaced); moved %s to %s", run_dir, ", ".join(stale), aside.name,
+    )
 
 
 @contextlib.contextmanager

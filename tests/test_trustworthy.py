@@ -431,3 +431,21 @@ def test_evaluate_finds_the_study_file_from_any_folder(tmp_path, cli, monkeypatc
     monkeypatch.chdir(elsewhere)
     code, out, err = cli("evaluate", "trust")
     assert code == 0 and "test_accuracy" in out, err
+
+
+def test_results_of_a_study_whose_journal_was_moved_away_are_set_aside(tmp_path, cli):
+    """Moving a corrupt journal away (as its error advises) starts the study afresh; the
+    old best model must not be shown or exported as the new study's."""
+    code, _, err = cli("run", study_file(tmp_path, trials=1), "--in-process", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "trust"
+    (run_dir / "optuna.journal").rename(tmp_path / "old.journal")
+    path = study_file(tmp_path, model="nan_model", model_extra="", trials=1)
+    code, out, err = cli("run", path, "--in-process", "--no-progress", plugin_file=True)
+    assert code == 1, err
+    assert "held the results of an earlier study that its storage no longer has" in err
+    (aside,) = run_dir.glob("stale-*")
+    assert (aside / "best.keras").is_file() and (aside / "best.json").is_file()
+    assert not (run_dir / "best.keras").exists() and not (run_dir / "best.json").exists()
+    code, _, err = cli("export", "trust", "--best-model", str(tmp_path / "x.keras"))
+    assert code == 2 and not (tmp_path / "x.keras").exists(), err
