@@ -680,14 +680,20 @@ def _check_metrics_against_tasks(
 ) -> None:
     """Refuse an objective or a stopping callback's metric that the dataset's declared
     tasks never report (``val_mae`` for a classifier), before any trial runs."""
-    if not dataset.tasks:
-        return
     named = [("[study].objective", o.metric) for o in objectives]
+    epoch_metrics = [m for m in KNOWN_METRICS if m not in EXTRA_METRICS]
     for callback in callbacks:
         for key in ("metric", "monitor"):
             value = callback.table.get(key)
             if isinstance(value, str):
-                named.append((f"[callbacks.{callback.name}].{key}", value))
+                where = f"[callbacks.{callback.name}].{key}"
+                if value not in epoch_metrics:  # as the objective is checked
+                    raise StudyFileError(
+                        f"{where}: unknown metric {value!r}." + _suggest(value, epoch_metrics)
+                    )
+                named.append((where, value))
+    if not dataset.tasks:
+        return
     for where, metric in named:
         bare = metric.removeprefix("val_")
         tasks = _TASK_ONLY.get(bare)

@@ -200,6 +200,10 @@ def test_flags_obey_the_study_file_limits(tmp_path, capsys, no_training, flag, v
         ({"enqueue": [{"model": {"activation": True}}]}, "True is not one of"),
         ({"model": {"dropout": True}}, "expected a number, not true"),
         ({"study": {"objective": "val_acc"}}, "Did you mean 'val_accuracy'?"),
+        (
+            {"callbacks": {"threshold": {"metric": "val_acc", "value": 0.9}}},
+            "[callbacks.threshold].metric: unknown metric 'val_acc'. Did you mean 'val_accuracy'?",
+        ),
     ],
 )
 def test_study_file_mistakes_name_the_key_and_the_fix(
