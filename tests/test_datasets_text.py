@@ -14,6 +14,7 @@ import pytest
 from conftest import shared_data
 from harness_plugins.datasets.headlines import (
     HeadlinesParams,
+    check_headlines,
     load_headlines,
     standardize,
 )
@@ -131,6 +132,30 @@ def test_errors(tmp_path):
     write_articles(tmp_path / "unknown", ["Unknown", "Unknown"])
     with pytest.raises(HarnessError, match="two words or more"):  # "Unknown" dropped
         load(tmp_path / "unknown")
+
+
+def test_the_check_before_a_run_refuses_what_loading_would(tmp_path):
+    """An empty CSV, or only "Unknown" headlines, is refused by the cheap check before
+    anything is written, not at the first trial."""
+    def check(folder: Path, **values) -> None:
+        check_headlines(HeadlinesParams(path=str(folder), **values))
+
+    (tmp_path / "empty_file").mkdir()
+    (tmp_path / "empty_file" / "ArticlesJan2017.csv").write_text("")
+    with pytest.raises(HarnessError, match="no 'headline' column .*the file is empty"):
+        check(tmp_path / "empty_file")
+    write_articles(tmp_path / "unknown", ["Unknown", "Unknown", "Alone"])
+    with pytest.raises(HarnessError, match=r"has 0 headline\(s\) of two words or more"):
+        check(tmp_path / "unknown")
+    write_articles(tmp_path / "one", ["Unknown", "Two words"])
+    with pytest.raises(HarnessError, match="needs 2"):
+        check(tmp_path / "one")
+    check(tmp_path / "one", validation_split=0.0)  # one headline is enough without validation
+    write_articles(tmp_path / "later", ["Fine headline here"], name="ArticlesB.csv")
+    write_articles(tmp_path / "later", ["x y", "y z"], name="ArticlesA.csv")
+    (tmp_path / "later" / "ArticlesC.csv").write_text("title\nx\n")
+    with pytest.raises(HarnessError, match="ArticlesC.csv has no 'headline' column"):
+        check(tmp_path / "later")  # every file's header, even after enough headlines
 
 
 def test_headlines_on_shared_data(tmp_path):

@@ -23,6 +23,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import sys
@@ -96,29 +97,60 @@ def headline_files(folder: Path) -> list[Path]:
 
 
 def check_headlines(params: HeadlinesParams) -> None:
-    """Cheap check before a run: the folder holds Articles*.csv files."""
-    headline_files(Path(params.path))
+    """Cheap check before a run: the folder holds Articles*.csv files, each with a
+    'headline' column, and enough headlines of two words or more (read only until found)."""
+    files = headline_files(Path(params.path))
+    for file in files:
+        with _open_csv(file):
+            pass  # opening checks the header
+    needed = _headlines_needed(params)
+    found = 0
+    for text in _iter_headlines(files):
+        found += len(tokenize(text)) >= 2
+        if found >= needed:
+            return
+    _too_few(params, found, needed)
+
+
+def _headlines_needed(params: HeadlinesParams) -> int:
+    return 2 if params.validation_split > 0 else 1
+
+
+def _too_few(params: HeadlinesParams, found: int, needed: int) -> None:
+    raise HarnessError(
+        f"headlines: {params.path} has {found} headline(s) of two words or more (besides "
+        f'"Unknown"); next-word training with validation_split = {params.validation_split} '
+        f"needs {needed} (raise limit, or add Articles*.csv files)"
+    )
+
+
+@contextlib.contextmanager
+def _open_csv(file: Path):
+    """A DictReader over ``file``, refused unless it has a 'headline' column."""
+    with open(file, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.DictReader(handle)
+        if "headline" not in (reader.fieldnames or []):
+            columns = ", ".join((reader.fieldnames or [])[:8]) or "none: the file is empty"
+            raise HarnessError(
+                f"headlines: {file} has no 'headline' column (columns: {columns}); "
+                "use the Articles*.csv files of the Kaggle NYT dataset, not the Comments*.csv"
+            )
+        yield reader
+
+
+def _iter_headlines(files: list[Path]):
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    for file in files:
+        with _open_csv(file) as reader:
+            for row in reader:
+                text = (row.get("headline") or "").strip()
+                if text and text != "Unknown":
+                    yield text
 
 
 def read_headlines(folder: Path) -> list[str]:
     """Every headline of ``folder``'s ``Articles*.csv`` (sorted by name), "Unknown" dropped."""
-    files = headline_files(folder)
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    headlines: list[str] = []
-    for file in files:
-        with open(file, newline="", encoding="utf-8", errors="replace") as handle:
-            reader = csv.DictReader(handle)
-            if "headline" not in (reader.fieldnames or []):
-                columns = ", ".join((reader.fieldnames or [])[:8]) or "none"
-                raise HarnessError(
-                    f"headlines: {file} has no 'headline' column (columns: {columns}); "
-                    "use the Articles*.csv files of the Kaggle NYT dataset, not the Comments*.csv"
-                )
-            for row in reader:
-                text = (row.get("headline") or "").strip()
-                if text and text != "Unknown":
-                    headlines.append(text)
-    return headlines
+    return list(_iter_headlines(headline_files(folder)))
 
 
 def build_vocabulary(token_lists: list[list[str]], max_vocab: int | None) -> list[str]:
@@ -156,13 +188,9 @@ def load_headlines(params: HeadlinesParams, context: LoadContext) -> Dataset:
     if params.limit:
         headlines = headlines[: params.limit]
     token_lists = [tokens for tokens in map(tokenize, headlines) if len(tokens) >= 2]
-    needed = 2 if params.validation_split > 0 else 1
+    needed = _headlines_needed(params)
     if len(token_lists) < needed:
-        raise HarnessError(
-            f"headlines: {params.path} has {len(token_lists)} headline(s) of two words or more; "
-            f"next-word training with validation_split = {params.validation_split} needs "
-            f"{needed} (raise limit, or add Articles*.csv files)"
-        )
+        _too_few(params, len(token_lists), needed)
     order = np.arange(len(token_lists))
     if params.validation_split > 0:
         order = np.random.default_rng(context.seed).permutation(len(token_lists))
