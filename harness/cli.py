@@ -347,7 +347,7 @@ def summary(outcome, spec) -> str:
         best = complete.iloc[0]
         values = ", ".join(f"{o.metric}={best[o.metric]:.4f}" for o in spec.objectives)
         lines.append(f"best trial #{int(best['number'])}: {values}")
-        baseline = _hand_picked_line(complete, best, spec)
+        baseline = _hand_picked_line(table, best, spec)
         if baseline:
             lines.append(baseline)
         lines.extend(_test_lines(outcome, spec))
@@ -393,22 +393,44 @@ def _test_lines(outcome, spec) -> list[str]:
     return lines
 
 
-def _hand_picked_line(complete, best, spec) -> str | None:
-    """How the best trial compares with the study's first enqueued (hand-picked) trial."""
+def _hand_picked_line(table, best, spec) -> str | None:
+    """How the best trial compares with the best of the study's enqueued (hand-picked)
+    trials: the first ``len([[enqueue]])`` trials, and the re-runs of any of them that
+    was interrupted."""
+    complete = table[table["state"] == "complete"]
     if not spec.enqueue or spec.multi_objective or len(complete) < 2:
         return None
-    first = complete[complete["number"] == 0]
-    if first.empty:
+    picked_numbers = _hand_picked_numbers(table, len(spec.enqueue))
+    picked = complete[complete["number"].isin(picked_numbers)]  # best first, as `complete`
+    if picked.empty:
         return None
-    if int(best["number"]) == 0:
-        return "the hand-picked first trial (#0) is still the best"
+    if int(best["number"]) in picked_numbers:
+        return f"the hand-picked trial #{int(best['number'])} is still the best"
     objective = spec.objectives[0]
-    picked, found = float(first.iloc[0][objective.metric]), float(best[objective.metric])
-    gain = found - picked if objective.direction == "maximize" else picked - found
+    first = picked.iloc[0]
+    picked_value, found = float(first[objective.metric]), float(best[objective.metric])
+    gain = found - picked_value if objective.direction == "maximize" else picked_value - found
+    label = "hand-picked trial" if len(spec.enqueue) == 1 else "best hand-picked trial"
     return (
-        f"hand-picked trial #0: {objective.metric}={_number(picked)}; "
+        f"{label} #{int(first['number'])}: {objective.metric}={_number(picked_value)}; "
         f"the search's best is better by {_number(gain)}"
     )
+
+
+def _hand_picked_numbers(table, enqueued: int) -> set[int]:
+    """Trial numbers 0 .. enqueued-1, plus every re-run (``retry_of``) of one of them."""
+    numbers = set(range(enqueued))
+    if "retry_of" not in table.columns:
+        return numbers
+    reruns = {
+        int(n): int(r) for n, r in zip(table["number"], table["retry_of"], strict=True) if r == r
+    }
+    grew = True
+    while grew:
+        found = {n for n, r in reruns.items() if r in numbers and n not in numbers}
+        numbers |= found
+        grew = bool(found)
+    return numbers
 
 
 def _number(value: float) -> str:

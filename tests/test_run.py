@@ -332,4 +332,26 @@ def test_summary_compares_the_best_trial_with_the_hand_picked_one(tmp_path, plug
     assert "hand-picked trial #0: val_accuracy=0.9000" in text
     assert "the search's best is better by 0.0700" in text
     text = summary(SimpleNamespace(table=table.iloc[1:], run_dir=tmp_path), spec)
-    assert "hand-picked first trial (#0) is still the best" in text
+    assert "the hand-picked trial #0 is still the best" in text
+
+    # #0 was interrupted twice; its third run (#4, re-run of re-run #2) is the hand-picked one.
+    rerun = pd.DataFrame(
+        {"number": [3, 4, 1, 0, 2], "state": ["complete"] * 3 + ["failed"] * 2,
+         "val_accuracy": [0.97, 0.95, 0.5, None, None], "retry_of": [None, 2, None, None, 0],
+         "fail_reason": [None] * 3 + ["interrupted"] * 2}
+    )
+    text = summary(SimpleNamespace(table=rerun, run_dir=tmp_path), spec)
+    assert "hand-picked trial #4: val_accuracy=0.9500; the search's best is better by 0.02" in text
+    text = summary(SimpleNamespace(table=rerun.iloc[1:], run_dir=tmp_path), spec)
+    assert "the hand-picked trial #4 is still the best" in text
+
+    # Two hand-picked trials: the best of them is the one to beat, and can be the best.
+    spec.enqueue = [*spec.enqueue, dict(spec.enqueue[0])]
+    text = summary(SimpleNamespace(table=table, run_dir=tmp_path), spec)
+    assert "best hand-picked trial #0: val_accuracy=0.9000; the search's best is better" in text
+    two = pd.DataFrame(
+        {"number": [1, 0, 2], "state": ["complete"] * 3, "val_accuracy": [0.97, 0.9, 0.5],
+         "fail_reason": [None] * 3}
+    )
+    text = summary(SimpleNamespace(table=two, run_dir=tmp_path), spec)
+    assert "the hand-picked trial #1 is still the best" in text and "better by" not in text
