@@ -75,7 +75,12 @@ def test_optuna_worker_needs_a_database_every_machine_reaches(write_study, capsy
     args = ["worker", _worker_study(write_study)] + (["--storage", storage] if storage else [])
     assert cli.main(args) == 2
     err = capsys.readouterr().err
-    assert "pass --storage postgresql://" in err and "Traceback" not in err
+    assert "postgresql://USER:PASSWORD@HOST/DB" in err and "Traceback" not in err
+    if storage:  # the flag was given: say what is wrong with it, not to pass it
+        assert f"--storage {storage}: a journal file is one machine's" in err
+        assert "pass --storage" not in err
+    else:
+        assert "pass --storage postgresql://" in err
 
 
 def test_a_backend_without_join_storage_is_refused_by_harness_worker(

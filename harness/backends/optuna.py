@@ -168,8 +168,15 @@ def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> 
 def join_storage(spec: StudySpec, storage: str | None, oracle: str | None) -> str:
     """The storage a ``harness worker`` joins: ``--storage``, else ``[optuna].storage``; it
     must be a database URL every machine reaches (a journal file is one machine's)."""
+    where = "--storage" if storage else "[optuna].storage"
     storage = storage or config(spec).storage
-    if not storage or "://" not in storage:
+    if storage and "://" not in storage:
+        raise HarnessError(
+            f"{where} {storage}: a journal file is one machine's; harness worker joins a "
+            "study on shared storage: give a database URL every machine reaches, such as "
+            "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine)"
+        )
+    if not storage:
         raise HarnessError(
             "harness worker joins a study on shared storage: pass --storage "
             "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine) or set "
