@@ -357,6 +357,15 @@ def summary(outcome, spec) -> str:
         reasons = failed["fail_reason"].dropna().value_counts()
         if not reasons.empty and len(failed) == len(counted):
             lines.append(f"every trial failed; most common reason: {reasons.index[0]}")
+        elif (
+            not finished_counted(table).any()
+            and spec.study.timeout
+            and not getattr(outcome, "interrupted", False)
+        ):
+            lines.append(
+                f"no trial finished: the --timeout of {spec.study.timeout:g} s ended the study "
+                "before one could; give it more time"
+            )
     lines.append(f"results: {outcome.run_dir}/trials.csv  (harness show {spec.name})")
     lines.append(f"tensorboard --logdir {outcome.run_dir}/tb")
     return "\n".join(lines)
@@ -370,6 +379,8 @@ def _counts(table, budget: int) -> str:
     states = mine["state"].value_counts().to_dict()
     parts = [f"{states[s]} {s}" for s in FINISHED_STATES if s in states]
     text = f"{len(mine)} of {budget} trials finished ({', '.join(parts) or 'none'})"
+    if len(mine) > budget:  # a budget lowered on resume (--trials): it was met already
+        text = f"{len(mine)} trials finished, over the budget of {budget} ({', '.join(parts)})"
     skipped = int((table["state"].isin(FINISHED_STATES) & ~counted_mask(table)).sum())
     if skipped:
         text += f"; {skipped} interrupted or replaced, not counted"

@@ -355,3 +355,27 @@ def test_summary_compares_the_best_trial_with_the_hand_picked_one(tmp_path, plug
     )
     text = summary(SimpleNamespace(table=two, run_dir=tmp_path), spec)
     assert "the hand-picked trial #1 is still the best" in text and "better by" not in text
+
+
+def test_summary_of_a_timeout_before_any_trial_and_of_a_budget_met_already(tmp_path, plugins):
+    from types import SimpleNamespace
+
+    from harness.cli import summary
+    from harness.study import load_study
+
+    spec = load_study(REPO / "studies" / "quickstart.toml", plugins)
+    spec.study = spec.study.model_copy(update={"timeout": 1e-9})
+    waiting = pd.DataFrame(
+        {"number": [0], "state": ["waiting"], "val_accuracy": [None], "fail_reason": [None]}
+    )
+    text = summary(SimpleNamespace(table=waiting, run_dir=tmp_path, interrupted=False), spec)
+    assert "0 of 12 trials finished (none)" in text
+    assert "no trial finished: the --timeout of 1e-09 s ended the study before one could" in text
+
+    spec.study = spec.study.model_copy(update={"trials": 2, "timeout": None})
+    done = pd.DataFrame(
+        {"number": [0, 1, 2], "state": ["complete"] * 3, "val_accuracy": [0.9, 0.8, 0.7],
+         "fail_reason": [None] * 3}
+    )
+    text = summary(SimpleNamespace(table=done, run_dir=tmp_path), spec)
+    assert "3 trials finished, over the budget of 2 (3 complete)" in text
