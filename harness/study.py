@@ -7,6 +7,7 @@ closest valid key; unknown plugins list the available ones.
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 import json
 import re
@@ -478,6 +479,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         parsed = value.strip()
     except RecursionError:
         raise StudyFileError(f"--set {key}: the value is nested too deeply")
+    if isinstance(parsed, (datetime.date, datetime.time)):  # no study value is a TOML date
+        parsed = value.strip()
     return key, parsed
 
 
@@ -583,8 +586,13 @@ def _valid(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> bool:
 
 
 def blamed_on_set(key: str, value: Any, exc: Exception) -> StudyFileError:
-    """The error ``exc``, attributed to the ``--set KEY=VALUE`` that caused it."""
-    return StudyFileError(f"--set {key}={json.dumps(value, default=str)}: {exc}")
+    """The error ``exc``, attributed to the ``--set KEY=VALUE`` that caused it. A number or
+    boolean refused where text is expected gets the way to pass it as text."""
+    hint = ""
+    if isinstance(value, (int, float, bool)) and "valid string" in str(exc):
+        kind = "true/false" if isinstance(value, bool) else "a number"
+        hint = f"; the value was read as {kind}: to pass text, quote it: --set '{key}=\"...\"'"
+    return StudyFileError(f"--set {key}={json.dumps(value, default=str)}: {exc}{hint}")
 
 
 def _blamed_assignment(

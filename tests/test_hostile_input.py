@@ -461,3 +461,27 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_the_device_alone(tmp_path,
     assert code == 2
     assert err == "error: --output /dev/full: cannot write it: No space left on device\n"
     assert Path("/dev/full").is_char_device()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dataset.path=2024-01-01", "2024-01-01"),  # a TOML date stays the text typed
+        ("dataset.path=12:30:00", "12:30:00"),
+        ("train.epochs=3", 3),
+        ('dataset.path="1e3"', "1e3"),
+    ],
+)
+def test_set_values_that_look_like_toml_dates_stay_text(text, expected):
+    from harness.study import parse_assignment
+
+    assert parse_assignment(text)[1] == expected
+
+
+def test_a_number_where_text_is_expected_says_how_to_quote_it(tmp_path, capsys, no_training):
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    code = main(["validate", str(path), "--set", "callbacks.threshold.metric=1e3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the value was read as a number" in err
+    assert "--set 'callbacks.threshold.metric=\"...\"'" in err
