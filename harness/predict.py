@@ -22,6 +22,7 @@ Models load in Keras safe mode (no ``Lambda`` code) unless ``--unsafe``.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import sys
 import zipfile
@@ -57,6 +58,8 @@ PRETRAINED: dict[str, tuple[str, str, int, str]] = {
 DOG_CLASSES = range(151, 269)
 CAT_CLASSES = range(281, 286)
 MODEL_SUFFIXES = (".keras", ".h5")
+#: Files a user may pass a next-word model by mistake (an image, a table, a model).
+FILE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".csv", ".npz", ".keras", ".h5")
 CLASS_INDEX_FILE = "imagenet_class_index.json"
 
 
@@ -122,6 +125,11 @@ def run(args) -> int:
         if not prompts:
             raise HarnessError('a next-word model needs a prompt: --prompt "washington dc is"')
         for prompt in prompts:
+            if Path(prompt).suffix.lower() in FILE_SUFFIXES and Path(prompt).is_file():
+                raise HarnessError(
+                    f"{prompt}: is a file, but {model_path} is a next-word model that writes "
+                    'text from a prompt: --prompt "washington dc is"'
+                )
             print(generate(model, prompt, args.words))
         return 0
     if args.prompt:
@@ -211,13 +219,24 @@ def read_card(model_path: Path, explicit: Path | None = None) -> dict[str, Any]:
     return {}
 
 
+def check_image_path(path: Path) -> None:
+    """An image argument must be a file: a folder or a device says so, with the fix."""
+    if path.is_dir():
+        raise HarnessError(
+            f"{path}: is a folder; give the image files in it (e.g. {path}/*.jpg)"
+        )
+    if path.exists() and not path.is_file():
+        raise HarnessError(f"{path}: not a regular file; give image files (JPEG, PNG, ...)")
+    if not path.is_file():
+        raise HarnessError(f"{path}: no such image file")
+
+
 def load_image(
     path: Path, card: dict[str, Any], input_shape: tuple, plugins: Any = None
 ) -> np.ndarray:
     """Decode, resize and rescale one image as the model's training data was (the card
     has been validated by :func:`harness.card.parse_card`; its decoder is a plugin's)."""
-    if not path.is_file():
-        raise HarnessError(f"{path}: no such image file")
+    check_image_path(path)
     pre = card.get("preprocessing") or {}
     size = tuple(int(v) for v in (pre.get("image_size") or input_shape[1:3]))
     channels = input_shape[-1]
@@ -246,6 +265,8 @@ def parse_numbers(text: str, width: int | None) -> np.ndarray:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise HarnessError(f"{text!r}: give numbers, comma-separated for several inputs") from None
+    if not all(math.isfinite(v) for v in values):
+        raise HarnessError(f"{text!r}: give finite numbers (not nan or inf)")
     if width is not None and len(values) != width:
         raise HarnessError(f"{text!r}: the model takes {width} numbers, got {len(values)}")
     return np.asarray(values, dtype="float32")
@@ -366,8 +387,7 @@ def predict_pretrained(name: str, images: list[Path], args) -> int:
     if not images:
         raise HarnessError(f"give image files: harness predict --pretrained {name} IMAGE...")
     for path in images:
-        if not path.is_file():
-            raise HarnessError(f"{path}: no such image file")
+        check_image_path(path)
     _, module_name, side, _ = PRETRAINED[name]
     import keras  # lazy: imports TensorFlow
 

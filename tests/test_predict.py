@@ -128,7 +128,7 @@ def test_exported_card_next_to_a_copied_model_is_found(binary_run, tmp_path, cap
     assert "dogs" in capsys.readouterr().out
 
 
-def test_headline_is_generated_from_the_saved_file_alone(fx_plugins, tmp_path):
+def test_headline_is_generated_from_the_saved_file_alone(fx_plugins, tmp_path, capsys):
     run_dir = run_study(
         fx_plugins, tmp_path, "news", {"name": "fx_text"},
         {"name": "lstm_text", "embedding_dim": 8, "lstm_units": 16},
@@ -148,6 +148,13 @@ def test_headline_is_generated_from_the_saved_file_alone(fx_plugins, tmp_path):
     headline = done.stdout.strip().splitlines()[-1]
     assert headline.startswith("Washington Dc Is ") and len(headline.split()) == 5
 
+    # An image passed to a next-word model is a mistake, not a prompt.
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(lonely / "horse.png")
+    assert main(["predict", str(model), str(lonely / "horse.png")]) == 2
+    assert "is a file, but" in capsys.readouterr().err
+
 
 def test_numeric_model_predicts_numbers(tmp_path, capsys):
     import keras
@@ -158,6 +165,9 @@ def test_numeric_model_predicts_numbers(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "line.keras"), "10", "0"]) == 0
     out = capsys.readouterr().out.split()
     assert out == ["10", "19.0000", "0", "-1.0000"]
+    for bad in ("nan", "inf", "1,nan"):
+        assert main(["predict", str(tmp_path / "line.keras"), bad]) == 2
+        assert "give finite numbers" in capsys.readouterr().err
 
 
 def test_numeric_inputs_are_standardized_as_the_card_says(tmp_path, capsys):
@@ -246,6 +256,10 @@ def test_unreadable_image_is_one_clear_error(binary_run, tmp_path, capsys):
     bad = _write(tmp_path / "bad.png", "not an image")
     assert main(["predict", str(binary_run / "best.keras"), str(bad)]) == 2
     assert "cannot read it as an image" in capsys.readouterr().err
+    assert main(["predict", str(binary_run / "best.keras"), str(tmp_path)]) == 2
+    assert f"{tmp_path}: is a folder; give the image files in it" in capsys.readouterr().err
+    assert main(["predict", str(binary_run / "best.keras"), "/dev/null"]) == 2
+    assert "/dev/null: not a regular file" in capsys.readouterr().err
 
 
 def _write(path: Path, text: str) -> Path:
