@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from harness import __version__
 from harness.backends import check_backend, get_backend
 from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Plugin-based AutoML experiment harness for TensorFlow/Keras.",
     )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run or resume a study from a TOML study file")
@@ -366,7 +368,11 @@ def summary(outcome, spec) -> str:
                 f"no trial finished: the --timeout of {spec.study.timeout:g} s ended the study "
                 "before one could; give it more time"
             )
-    lines.append(f"results: {outcome.run_dir}/trials.csv  (harness show {spec.name})")
+    show = f"harness show {spec.name}"
+    runs_dir = Path(outcome.run_dir).parent
+    if runs_dir.resolve() != Path("runs").resolve():
+        show += f" --runs-dir {shlex.quote(str(runs_dir))}"
+    lines.append(f"results: {outcome.run_dir}/trials.csv  ({show})")
     lines.append(f"tensorboard --logdir {outcome.run_dir}/tb")
     return "\n".join(lines)
 

@@ -210,10 +210,12 @@ def export_best_model(
                 if len(meta.get("objectives", [])) > 1
                 else "no trial completed yet"
             )
-            raise HarnessError(
-                f"{source} does not exist ({why}); use --retrain to train the best "
-                "trial's parameters"
+            fix = (
+                "use --retrain to train the best trial's parameters"
+                if best is not None
+                else "run the study until a trial completes"
             )
+            raise HarnessError(f"{source} does not exist ({why}); {fix}")
         with replacing(target) as tmp:
             shutil.copyfile(source, tmp)
         if best is not None and saved_card and saved_card.get("trial") != best.get("trial"):

@@ -451,7 +451,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     if len(data) > MAX_STUDY_FILE_BYTES:
         raise StudyFileError(f"{path}: larger than 1 MB; a study file is a short TOML text")
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not TOML, and unseen
+        return tomllib.loads(data.decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise StudyFileError(f"{path}: not valid TOML: {exc}")
     except UnicodeDecodeError:

@@ -485,3 +485,29 @@ def test_a_number_where_text_is_expected_says_how_to_quote_it(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert code == 2 and "the value was read as a number" in err
     assert "--set 'callbacks.threshold.metric=\"...\"'" in err
+
+
+def test_a_study_file_with_a_byte_order_mark_reads(tmp_path, capsys, no_training):
+    """Windows Notepad starts UTF-8 files with a byte-order mark; it is not TOML."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + tomli_w.dumps(BASE).encode())
+    assert main(["validate", str(path)]) == 0
+    assert "valid study 'hostile'" in capsys.readouterr().out
+
+
+def test_version_flag(capsys):
+    from harness import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"harness {__version__}\n"
+
+
+def test_exporting_a_study_with_no_complete_trial_does_not_offer_retrain(tmp_path, capsys):
+    runs = _exportable_run(tmp_path)
+    (runs / "x" / "trials.csv").write_text("number,state,val_accuracy\n0,failed,\n")
+    target = tmp_path / "m.keras"
+    assert main(["export", "x", "--best-model", str(target), f"--runs-dir={runs}"]) == 2
+    err = capsys.readouterr().err
+    assert "(no trial completed yet); run the study until a trial completes" in err
+    assert "--retrain" not in err

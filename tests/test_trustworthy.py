@@ -117,6 +117,7 @@ def test_best_trial_is_measured_once_on_the_test_split(tmp_path, cli):
     assert card["dataset"]["preprocessing"]["validation_source"] == "train"
     assert f"test split, trial #{int(best['number'])}: test_accuracy=" in out
     assert "warning" not in out
+    assert f"(harness show trust --runs-dir {tmp_path / 'runs'})" in out  # not ./runs
 
     # Not a terminal: one line per finished trial, no progress bar.
     lines = [line for line in out.splitlines() if line.startswith("trial #")]
@@ -422,8 +423,9 @@ def test_evaluate_finds_the_study_file_from_any_folder(tmp_path, cli, monkeypatc
     the run started from."""
     study_file(tmp_path, trials=1)
     monkeypatch.chdir(tmp_path)
-    code, _, err = cli("run", "trust.toml", "--in-process", "--no-progress")
+    code, out, err = cli("run", "trust.toml", "--in-process", "--no-progress")
     assert code == 0, err
+    assert "(harness show trust)" in out  # ./runs is the default: no flag needed
     meta = json.loads((tmp_path / "runs" / "trust" / "study.json").read_text())
     assert meta["study_file"] == str(tmp_path.resolve() / "trust.toml")
     elsewhere = tmp_path / "elsewhere"
