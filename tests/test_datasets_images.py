@@ -104,6 +104,15 @@ def test_flat_tree_shapes_labels_and_skipped_files(tmp_path, caplog):
     assert (x.mean(axis=(1, 2)).argmax(axis=1) == y).all()
 
 
+def test_the_skipped_files_warning_counts_the_ones_it_does_not_name(tmp_path, caplog):
+    root = write_tree(tmp_path / "data", classes=("a_red", "b_green"), junk=False)
+    for index in range(5):
+        (root / "a_red" / f"bad{index}.jpg").write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING):
+        load_image_folder(params(root, image_size=8), LoadContext(tmp_path / "c"))
+    assert "skipped 5 unreadable files" in caplog.text and "and 2 more)" in caplog.text
+
+
 def test_grayscale_binary_and_rectangular_size(tmp_path):
     root = write_tree(tmp_path / "data", classes=("a_red", "b_green"), junk=False)
     ds = load_image_folder(

@@ -158,6 +158,20 @@ def test_the_check_before_a_run_refuses_what_loading_would(tmp_path):
         check(tmp_path / "later")  # every file's header, even after enough headlines
 
 
+def test_a_latin1_csv_keeps_its_accents(tmp_path, caplog):
+    from harness_plugins.datasets.headlines import read_headlines
+
+    folder = tmp_path / "latin"
+    path = write_articles(folder, ["Naïve plan works", "Café opens today"])
+    path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1"))
+    with caplog.at_level("WARNING"):
+        assert read_headlines(folder) == ["Naïve plan works", "Café opens today"]
+    assert "is not UTF-8; read as Windows-1252" in caplog.text
+    utf8 = write_articles(tmp_path / "utf8", ["Naïve plan works"])
+    utf8.write_bytes(b"\xef\xbb\xbf" + utf8.read_bytes())  # a byte-order mark is not text
+    assert read_headlines(tmp_path / "utf8") == ["Naïve plan works"]
+
+
 def test_headlines_on_shared_data(tmp_path):
     path = shared_data("nyt-headlines")
     ds = load_headlines(HeadlinesParams(path=str(path), limit=300), LoadContext(tmp_path))

@@ -124,10 +124,23 @@ def _too_few(params: HeadlinesParams, found: int, needed: int) -> None:
     )
 
 
+def _encoding(file: Path) -> str:
+    """UTF-8 (Kaggle's), else Windows-1252 with a warning: decoding a Latin-1 file as UTF-8
+    would turn "naïve" into "nave" without a word."""
+    try:
+        with open(file, encoding="utf-8-sig") as handle:
+            while handle.read(1 << 20):
+                pass
+        return "utf-8-sig"
+    except UnicodeDecodeError:
+        log.warning("headlines: %s is not UTF-8; read as Windows-1252 (Latin-1)", file)
+        return "cp1252"
+
+
 @contextlib.contextmanager
 def _open_csv(file: Path):
     """A DictReader over ``file``, refused unless it has a 'headline' column."""
-    with open(file, newline="", encoding="utf-8", errors="replace") as handle:
+    with open(file, newline="", encoding=_encoding(file), errors="replace") as handle:
         reader = csv.DictReader(handle)
         if "headline" not in (reader.fieldnames or []):
             columns = ", ".join((reader.fieldnames or [])[:8]) or "none: the file is empty"

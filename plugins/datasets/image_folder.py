@@ -283,7 +283,10 @@ def decoded_cache(
                         shutil.rmtree(old, ignore_errors=True)
     manifest = json.loads(manifest_path.read_text())
     if manifest["skipped"]:
-        examples = ", ".join(Path(p).name for p in manifest["skipped_examples"][:3])
+        shown = manifest["skipped_examples"][:3]
+        examples = ", ".join(Path(p).name for p in shown)
+        if manifest["skipped"] > len(shown):
+            examples += f" and {manifest['skipped'] - len(shown)} more"
         log.warning(
             "skipped %d unreadable files in %s (not images, or corrupt: %s)",
             manifest["skipped"], manifest["root"], examples,
