@@ -526,11 +526,26 @@ def _show_text(run_dir, table, args) -> str:
             table = table.drop(columns="retry_of")
     if args.top:
         table = table.head(args.top)
+    table = _whole_numbers_as_ints(table, [*meta.get("searched", {}), "retry_of"])
     with pandas().option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
     ):
         body = table.to_string(index=False) if not table.empty else "(no trials yet)"
     return f"{header}\n{body}"
+
+
+def _whole_numbers_as_ints(table, columns):
+    """Parameter columns of whole numbers print as ints (``16``, not ``16.0``) even when a
+    waiting or failed row leaves a gap (pandas then holds them as floats)."""
+    pd = pandas()
+    table = table.copy()
+    for column in columns:
+        if column not in table.columns or not pd.api.types.is_float_dtype(table[column]):
+            continue
+        known = table[column].dropna()
+        if not known.empty and (known == known.round()).all() and (known.abs() < 2**53).all():
+            table[column] = table[column].astype("Int64")
+    return table
 
 
 def cmd_evaluate(args) -> int:

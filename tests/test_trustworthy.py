@@ -394,6 +394,9 @@ def test_a_killed_runs_trial_shows_as_interrupted_and_watch_returns(tmp_path, cl
     code, out, _ = cli("show", "trust")
     assert "1 of 3 trials finished (1 complete); 1 interrupted or replaced" in out
     assert "still running" not in out and "interrupted: its worker process ended" in out
+    units = int(pd.read_csv(run_dir / "trials.csv")["model.units"].iloc[0])
+    row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["0", "complete"])
+    assert str(units) in row and f"{units}.0" not in row, row  # an int, despite the gap
     code, out, err = cli("show", "trust", "--watch")
     assert code == 0 and "no harness run is running this study now" in err
 
