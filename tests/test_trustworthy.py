@@ -454,3 +454,15 @@ def test_results_of_a_study_whose_journal_was_moved_away_are_set_aside(tmp_path,
     assert not (run_dir / "best.keras").exists() and not (run_dir / "best.json").exists()
     code, _, err = cli("export", "trust", "--best-model", str(tmp_path / "x.keras"))
     assert code == 2 and not (tmp_path / "x.keras").exists(), err
+
+
+def test_report_prints_no_drawing_warnings(tmp_path, cli, recwarn):
+    """One trial: each slice plot has a single point, which matplotlib warns about."""
+    code, _, err = cli("run", study_file(tmp_path, trials=1), "--in-process", "--no-progress")
+    assert code == 0, err
+    recwarn.clear()
+    code, out, err = cli("report", "trust")
+    assert code == 0 and out.startswith("report: "), err
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)], [
+        str(w.message) for w in recwarn
+    ]

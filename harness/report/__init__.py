@@ -94,6 +94,9 @@ def write_report(run_dir: Path, out_dir: Path | None = None, top: int = TOP_TRIA
 
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
+        # matplotlib's drawing notes ("identical low and high xlims" for a parameter only
+        # one trial has set) are about the plot, not the study: not for the terminal
+        warnings.simplefilter("ignore", UserWarning)
         plt.style.use("ggplot")
         study = rebuild_study(data) if not data.complete.empty else None
         sections = [history_section(data, out_dir)]
