@@ -26,11 +26,16 @@ MARKER_FILE = "run.json"
 def marking_the_run(run_dir: Path) -> Iterator[None]:
     """Keep ``run.json`` in ``run_dir`` while the block runs (this process's pid and host)."""
     marker = Path(run_dir) / MARKER_FILE
-    write_text_atomic(marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    mine = {"pid": os.getpid(), "host": socket.gethostname()}
+    write_text_atomic(marker, json.dumps(mine))
     try:
         yield
     finally:
-        marker.unlink(missing_ok=True)
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")) == mine:  # not a later run's
+                marker.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            pass
 
 
 def run_active(run_dir: Path) -> bool:

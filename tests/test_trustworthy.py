@@ -466,3 +466,14 @@ def test_report_prints_no_drawing_warnings(tmp_path, cli, recwarn):
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)], [
         str(w.message) for w in recwarn
     ]
+
+
+def test_a_run_leaves_a_later_runs_marker_in_place(tmp_path):
+    """Two runs of one study: the first to end must not remove the other's marker."""
+    from harness.run_marker import MARKER_FILE, marking_the_run, run_active
+
+    with marking_the_run(tmp_path):
+        later = {"pid": os.getppid(), "host": socket.gethostname()}  # a live process
+        (tmp_path / MARKER_FILE).write_text(json.dumps(later))
+    assert json.loads((tmp_path / MARKER_FILE).read_text()) == later
+    assert run_active(tmp_path)
