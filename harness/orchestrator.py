@@ -245,6 +245,7 @@ def _run_prepared(
         if hasattr(backend, "requeue_interrupted"):  # its parameters run first on resume
             backend.requeue_interrupted(spec, storage)
     finally:
+        feed.update(backend.records(spec, storage))  # trials that ended since the last poll
         feed.close()
         table = _write_table(backend, spec, storage, run_dir)
     if not interrupted:
