@@ -439,8 +439,11 @@ def _hand_picked_numbers(table, enqueued: int) -> set[int]:
     numbers = set(range(enqueued))
     if "retry_of" not in table.columns:
         return numbers
+    pd = pandas()
     reruns = {
-        int(n): int(r) for n, r in zip(table["number"], table["retry_of"], strict=True) if r == r
+        int(n): int(r)
+        for n, r in zip(table["number"], table["retry_of"], strict=True)
+        if pd.notna(r)
     }
     grew = True
     while grew:

@@ -329,6 +329,9 @@ def test_summary_compares_the_best_trial_with_the_hand_picked_one(tmp_path, plug
     )
     text = summary(SimpleNamespace(table=table, run_dir=tmp_path), spec)
     assert "best trial #3: val_accuracy=0.9700" in text
+    # As a run builds it: no re-run, so retry_of holds None (an object column).
+    with_none = table.assign(retry_of=pd.Series([None] * 3, dtype=object))
+    assert summary(SimpleNamespace(table=with_none, run_dir=tmp_path), spec) == text
     assert "hand-picked trial #0: val_accuracy=0.9000" in text
     assert "the search's best is better by 0.0700" in text
     text = summary(SimpleNamespace(table=table.iloc[1:], run_dir=tmp_path), spec)
