@@ -62,8 +62,9 @@ def train_params(params: dict[str, Any]) -> TrainParams:
 def training_pipelines(dataset: Dataset, train: TrainParams, augment: Any, seed: int):
     """The batched ``(train, validation)`` tf.data pipelines a trial fits on.
 
-    Training data is shuffled, batched, augmented (training only, after batching,
-    in a parallel map) and prefetched; validation data is batched and prefetched.
+    Training data is shuffled, batched, augmented (training only, after batching, one
+    batch at a time so that the seeded random draws reproduce) and prefetched;
+    validation data is batched and prefetched.
     """
     import tensorflow as tf  # lazy: imports TensorFlow
 
@@ -72,9 +73,11 @@ def training_pipelines(dataset: Dataset, train: TrainParams, augment: Any, seed:
         train_ds = train_ds.shuffle(train.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     train_ds = dataset.model_batches(train_ds.batch(train.batch_size))
     if augment is not None:
-        train_ds = train_ds.map(
-            lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        # One batch at a time: Keras's random layers draw from a seed generator whose state
+        # each call advances, so parallel calls would hand batches their random numbers in
+        # whatever order the threads ran, and the same study would train differently on
+        # each run. Prefetch still overlaps augmenting the next batch with training.
+        train_ds = train_ds.map(lambda x, y: (augment(x, training=True), y))
     if train.steps_per_epoch:
         train_ds = train_ds.repeat()
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)

@@ -554,3 +554,19 @@ def test_steps_per_execution_trains_exactly_as_one_step_per_call(fx_plugins, tmp
     assert runs[1].history == runs[5].history
     for one, five in zip(runs[1].model.get_weights(), runs[5].model.get_weights(), strict=True):
         np.testing.assert_allclose(one, five, rtol=1e-5, atol=1e-6)
+
+
+def test_an_augmented_trial_trains_the_same_on_every_run(fx_plugins, tmp_path):
+    """Seeded random augmentation must reproduce: the same study and trial number give the
+    same curve (in a parallel map, batches drew their random numbers in thread order)."""
+    def one_run(folder: str):
+        _, result = run_one(
+            fx_plugins, tmp_path / folder, {"name": "fx_images", "size": 12, "count": 96},
+            {"name": "cnn", "filters": 4, "units": 8},
+            {"epochs": 2, "batch_size": 4, "shuffle_buffer": 96},
+            augment={"rotation": {"factor": 0.2}, "zoom": {"factor": 0.2}, "flip": {}},
+        )
+        assert result.state == "complete", result.fail_reason
+        return result.history
+
+    assert one_run("a") == one_run("b")
