@@ -34,12 +34,16 @@ class OneLineFormatter(logging.Formatter):
 
 
 class _NotTrialFailures(logging.Filter):
-    """Leave Optuna's per-trial failure records (with tracebacks) to the log file."""
+    """Leave Optuna's per-trial failure records (with tracebacks) to the log file, and
+    TensorFlow's retracing notes too: every trial builds a new model, so its functions
+    are traced anew by design (more so when a study searches the image size)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.name.startswith("tensorflow"):
+            return "triggered tf.function retracing" not in message
         if not record.name.startswith("optuna"):
             return True
-        message = record.getMessage()
         return not (message.startswith("Trial ") and " failed" in message)
 
 

@@ -382,3 +382,21 @@ def test_summary_of_a_timeout_before_any_trial_and_of_a_budget_met_already(tmp_p
     )
     text = summary(SimpleNamespace(table=done, run_dir=tmp_path), spec)
     assert "3 trials finished, over the budget of 2 (3 complete)" in text
+
+
+def test_the_terminal_leaves_tensorflows_retracing_notes_to_the_log_file():
+    """Each trial builds a new model, so TensorFlow retraces by design; its note is noise
+    in the terminal. Other TensorFlow warnings still show."""
+    import logging
+
+    from harness.logs import _NotTrialFailures
+
+    def record(name: str, message: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.WARNING, __file__, 1, message, None, None)
+
+    keep = _NotTrialFailures().filter
+    retrace = "5 out of the last 15 calls to <function f> triggered tf.function retracing."
+    assert not keep(record("tensorflow", retrace))
+    assert keep(record("tensorflow", "Your input ran out of data"))
+    assert not keep(record("optuna.study._optimize", "Trial 3 failed with parameters"))
+    assert keep(record("harness.orchestrator", "study changed"))
