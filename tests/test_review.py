@@ -297,8 +297,22 @@ def test_export_best_model_retrained_on_all_data(study_run, tmp_path, no_autoloa
 def test_export_best_model_of_multi_objective_study_needs_retrain(tmp_path):
     from harness.export import export_best_model
 
+    run_dir = _fake_run(
+        tmp_path, [{"number": 0, "state": "complete", "val_loss": 0.3, "params": 100.0}]
+    )
+    meta = json.loads((run_dir / "study.json").read_text())
+    meta["objectives"].append({"metric": "params", "direction": "minimize"})
+    (run_dir / "study.json").write_text(json.dumps(meta))
+    (run_dir / "best.json").write_text(json.dumps({"trial": 0, "values": {}, "params": {}}))
+    with pytest.raises(HarnessError, match=r"keep no single best model\); use --retrain"):
+        export_best_model(run_dir, tmp_path / "m.keras")
+
+
+def test_export_best_model_with_no_complete_trial_says_to_run_the_study(tmp_path):
+    from harness.export import export_best_model
+
     run_dir = _fake_run(tmp_path, [{"number": 0, "state": "failed", "val_loss": None}])
-    with pytest.raises(HarnessError, match="--retrain"):
+    with pytest.raises(HarnessError, match="run the study until a trial completes"):
         export_best_model(run_dir, tmp_path / "m.keras")
 
 
