@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from harness.devices import process_alive
 from harness.errors import HarnessError
 from harness.results import (
     build_table,
@@ -52,24 +51,14 @@ def _orphans_shown_interrupted(study, records: list) -> list:
     """A trial still RUNNING in the storage whose process on this host is gone (the run
     was killed) is shown as the next run will record it: failed, interrupted, not counted.
     Nothing is written: reading never writes."""
-    import optuna  # lazy: see _optuna_records
+    from harness.backends.optuna import ORPHANED, orphaned_trials  # lazy: imports optuna
 
-    from harness.backends.optuna import HOST  # lazy: imports optuna
-
-    running = {
-        t.number: t.user_attrs
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    }
+    orphans = {trial.number for trial in orphaned_trials(study)}
     for record in records:
-        attrs = running.get(record.number)
-        pid = attrs.get("pid") if attrs else None
-        if attrs and attrs.get("host") == HOST and isinstance(pid, int) and not process_alive(pid):
+        if record.number in orphans:
             record.state = "failed"
             record.counted = False
-            record.fail_reason = (
-                "interrupted: its worker process ended before the trial finished (recorded "
-                "so, and re-run, when the study resumes)"
-            )
+            record.fail_reason = f"{ORPHANED} (recorded so, and re-run, when the study resumes)"
     return records
 
 

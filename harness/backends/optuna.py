@@ -699,15 +699,25 @@ def fail_orphans(spec: StudySpec, url: str, reason_by_pid: dict[int, str]) -> in
     return marked
 
 
+#: The reason a RUNNING trial whose worker process is gone records.
+ORPHANED = "interrupted: its worker process ended before the trial finished"
+
+
+def orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials whose worker process on this host no longer exists (a killed run)."""
+    return [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if trial.user_attrs.get("host") == HOST
+        and isinstance(trial.user_attrs.get("pid"), int)
+        and not process_alive(trial.user_attrs["pid"])
+    ]
+
+
 def orphaned_pids(spec: StudySpec, url: str) -> dict[int, str]:
     """Pids on this host that own RUNNING trials but no longer exist (a killed earlier run)."""
     study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
-    dead: dict[int, str] = {}
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        pid, host = trial.user_attrs.get("pid"), trial.user_attrs.get("host")
-        if host == HOST and isinstance(pid, int) and not process_alive(pid):
-            dead[pid] = "interrupted: its worker process ended before the trial finished"
-    return dead
+    return {trial.user_attrs["pid"]: ORPHANED for trial in orphaned_trials(study)}
 
 
 def _reason(attrs: dict, rerun_as: int | None, retried: bool, requeued: bool) -> str | None:
