@@ -200,9 +200,12 @@ def run_study(
         log.warning("%s", notice)
     with _new_run_dir_removed_on_error(run_dir):
         storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
-    _move_stale_results(run_dir, backend.records(spec, storage))
+    records = backend.records(spec, storage)
+    _move_stale_results(run_dir, records)
     with marking_the_run(run_dir):
-        return _run_prepared(spec, plugins, options, launcher, backend, storage, run_dir)
+        return _run_prepared(
+            spec, plugins, options, launcher, backend, storage, run_dir, records
+        )
 
 
 def _run_prepared(
@@ -213,15 +216,17 @@ def _run_prepared(
     backend: Any,
     storage: str,
     run_dir: Path,
+    records: list,
 ) -> StudyOutcome:
-    """``run_study`` once the storage is prepared: the trials, the table, the test split."""
+    """``run_study`` once the storage is prepared (``records``: its trials then): the
+    trials, the table, the test split."""
     log_path = log_to_file(run_dir)
     write_meta(run_dir, study_meta(spec, storage, options.overrides, run_dir))
     context = StudyContext(spec, run_dir)
     plugins.study_start(context)
     deadline = time.time() + spec.study.timeout if spec.study.timeout else None
     feed = TrialFeed(spec, run_dir, show_progress=options.show_progress, log_path=log_path)
-    feed.prime(backend.records(spec, storage))
+    feed.prime(records)
     interrupted = False
     tested: dict[int, dict[str, float]] = {}
     try:
@@ -245,15 +250,16 @@ def _run_prepared(
         if hasattr(backend, "requeue_interrupted"):  # its parameters run first on resume
             backend.requeue_interrupted(spec, storage)
     finally:
-        feed.update(backend.records(spec, storage))  # trials that ended since the last poll
+        records = backend.records(spec, storage)
+        feed.update(records)  # lines for trials that ended since the last poll
         feed.close()
-        table = _write_table(backend, spec, storage, run_dir)
+        table = _write_table(spec, records, run_dir)
     if not interrupted:
         numbers = chosen_trials(table, [o.model_dump() for o in spec.objectives])
         env = _evaluation_env(options)
         tested = evaluate_in_process_or_child(spec, plugins, options, run_dir, numbers, env)
         if tested:
-            table = _write_table(backend, spec, storage, run_dir)
+            table = _write_table(spec, backend.records(spec, storage), run_dir)
     plugins.study_end(context, table)
     return StudyOutcome(run_dir, table, spec, interrupted, tested)
 
@@ -324,9 +330,9 @@ def _new_run_dir_removed_on_error(run_dir: Path):
         raise
 
 
-def _write_table(backend, spec: StudySpec, storage: str, run_dir: Path):
+def _write_table(spec: StudySpec, records: list, run_dir: Path):
     objectives = [o.model_dump() for o in spec.objectives]
-    table = build_table(backend.records(spec, storage), objectives)
+    table = build_table(records, objectives)
     return write_results(run_dir, table, objectives)
 
 
