@@ -97,19 +97,19 @@ def headline_files(folder: Path) -> list[Path]:
 
 
 def check_headlines(params: HeadlinesParams) -> None:
-    """Cheap check before a run: the folder holds Articles*.csv files, each with a
-    'headline' column, and enough headlines of two words or more (read only until found)."""
-    files = headline_files(Path(params.path))
-    for file in files:
-        with _open_csv(file):
-            pass  # opening checks the header
+    """Check before a run: the folder holds Articles*.csv files, each with a 'headline'
+    column (each file is opened once, which reads it for its encoding), and enough
+    headlines of two words or more (rows are read only until those are found)."""
     needed = _headlines_needed(params)
     found = 0
-    for text in _iter_headlines(files):
-        found += len(tokenize(text)) >= 2
-        if found >= needed:
-            return
-    _too_few(params, found, needed)
+    for file in headline_files(Path(params.path)):
+        with _open_csv(file) as reader:  # opening checks the header
+            for text in _headlines_in(reader):
+                if found >= needed:
+                    break
+                found += len(tokenize(text)) >= 2
+    if found < needed:
+        _too_few(params, found, needed)
 
 
 def _headlines_needed(params: HeadlinesParams) -> int:
@@ -140,6 +140,7 @@ def _encoding(file: Path) -> str:
 @contextlib.contextmanager
 def _open_csv(file: Path):
     """A DictReader over ``file``, refused unless it has a 'headline' column."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with open(file, newline="", encoding=_encoding(file), errors="replace") as handle:
         reader = csv.DictReader(handle)
         if "headline" not in (reader.fieldnames or []):
@@ -151,14 +152,18 @@ def _open_csv(file: Path):
         yield reader
 
 
+def _headlines_in(reader):
+    """The reader's headlines, blank ones and the literal "Unknown" left out."""
+    for row in reader:
+        text = (row.get("headline") or "").strip()
+        if text and text != "Unknown":
+            yield text
+
+
 def _iter_headlines(files: list[Path]):
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     for file in files:
         with _open_csv(file) as reader:
-            for row in reader:
-                text = (row.get("headline") or "").strip()
-                if text and text != "Unknown":
-                    yield text
+            yield from _headlines_in(reader)
 
 
 def read_headlines(folder: Path) -> list[str]:
