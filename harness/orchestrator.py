@@ -193,13 +193,14 @@ def run_study(
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     backend = get_backend(spec)
-    recorded = _recorded_meta(run_dir)
-    for notice in check_resumes_same_study(
-        spec.name, recorded, study_definition(spec), _has_finished(run_dir, recorded)
-    ):
+    definition = study_definition(spec)
+    previous, finished = _previous_definition(backend, spec, run_dir, options.storage)
+    for notice in check_resumes_same_study(spec.name, previous, definition, finished):
         log.warning("%s", notice)
     with _new_run_dir_removed_on_error(run_dir):
         storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
+        if hasattr(backend, "record_definition"):
+            backend.record_definition(spec, storage, definition)
     records = backend.records(spec, storage)
     _move_stale_results(run_dir, records)
     with marking_the_run(run_dir):
@@ -262,6 +263,20 @@ def _run_prepared(
             table = _write_table(spec, backend.records(spec, storage), run_dir)
     plugins.study_end(context, table)
     return StudyOutcome(run_dir, table, spec, interrupted, tested)
+
+
+def _previous_definition(
+    backend: Any, spec: StudySpec, run_dir: Path, storage_override: str | None
+) -> tuple[dict[str, Any], bool]:
+    """What the study's earlier runs trained, and whether any of their trials finished:
+    from the storage where the backend keeps it (shared storage: the same answer on every
+    machine that joins), else from the run directory's ``study.json``."""
+    if hasattr(backend, "stored_definition"):
+        stored, finished = backend.stored_definition(spec, run_dir, storage_override)
+        if stored:
+            return stored, finished
+    recorded = _recorded_meta(run_dir)
+    return recorded, _has_finished(run_dir, recorded)
 
 
 def _recorded_meta(run_dir: Path) -> dict[str, Any]:

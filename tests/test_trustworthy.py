@@ -326,6 +326,35 @@ def test_resuming_with_other_fixed_values_or_plugins_is_refused_before_anything_
     assert table["model.units"].iloc[-1] >= 40 and (table["model.units"].iloc[:2] <= 32).all()
 
 
+def test_a_machine_joining_shared_storage_is_checked_against_the_storages_record(
+    tmp_path, cli, capsys
+):
+    """Another machine has no study.json of its own: what the study trains is recorded in
+    the shared database, so a `harness worker` with other values is refused there too."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    code, _, err = cli(
+        "run", study_file(tmp_path), "--storage", url, "--in-process", "--no-progress"
+    )
+    assert code == 0, err
+    elsewhere = tmp_path / "machine-b"  # its own runs dir, the same database
+
+    code = main([
+        "worker", study_file(tmp_path), "--storage", url, "--set", "train.epochs=2",
+        "--runs-dir", str(elsewhere), "--no-progress",
+    ])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.epochs = 1 there, 2 now" in err, err
+    assert not (elsewhere / "trust").exists(), "nothing was written"
+
+    code = main([
+        "run", study_file(tmp_path), "--storage", url, "--trials", "3", "--in-process",
+        "--no-progress", "--runs-dir", str(elsewhere),
+    ])
+    assert code == 0, capsys.readouterr().err
+    table = pd.read_csv(elsewhere / "trust" / "trials.csv")
+    assert sorted(table["number"]) == [0, 1, 2], "the first machine's trials count"
+
+
 def test_a_trial_that_stopped_the_study_does_not_use_up_the_budget(tmp_path, cli):
     """Bad data stops the study at its first trial; once the data is fixed, the same
     command runs the whole budget (the stopped trial never trained, so it does not

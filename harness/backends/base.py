@@ -68,7 +68,10 @@ class SearchBackend(Protocol):
     (the search ended before the budget, e.g. a finished grid) and
     ``requeue_interrupted(spec, url)`` (re-enqueue interrupted trials now) and
     ``join_storage(spec, storage, oracle)`` (what ``harness worker`` joins, from its
-    ``--storage`` and ``--oracle``).
+    ``--storage`` and ``--oracle``), and ``stored_definition(spec, run_dir,
+    storage_override)`` with ``record_definition(spec, url, definition)`` (keep what the
+    study trains in the storage, so that every machine that joins it is checked against
+    the same record; without them, the run directory's ``study.json`` is the record).
     """
 
     def prepare(

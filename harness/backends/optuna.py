@@ -660,6 +660,40 @@ def prepare(
     return url
 
 
+#: Study attribute: what every trial trains (``harness.resume.study_definition``), kept in
+#: the storage so that a ``harness worker`` on another machine is checked against it.
+DEFINITION = "harness:definition"
+
+
+def stored_definition(
+    spec: StudySpec, run_dir: Path, storage_override: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The definition the storage records for the study, and whether any of its trials
+    finished (complete or pruned); ``({}, False)`` for a study not in the storage yet or
+    recorded by an older version. Writes nothing (a journal not yet there stays absent)."""
+    url = storage_url(spec, run_dir, storage_override)
+    if "://" not in url and not Path(url).is_file():
+        return {}, False
+    storage = make_storage(url)
+    summaries = {s.study_name: s for s in storage.get_all_studies()}
+    summary = summaries.get(spec.name)
+    if summary is None or not isinstance(summary.user_attrs.get(DEFINITION), dict):
+        return {}, False
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    done = study.get_trials(
+        deepcopy=False,
+        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+    )
+    return summary.user_attrs[DEFINITION], bool(done)
+
+
+def record_definition(spec: StudySpec, url: str, definition: dict[str, Any]) -> None:
+    """Keep ``definition`` in the storage, for :func:`stored_definition`."""
+    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    if study.user_attrs.get(DEFINITION) != definition:
+        study.set_user_attr(DEFINITION, definition)
+
+
 def progress(spec: StudySpec, url: str) -> tuple[int, float | None]:
     """(finished trials, best value of the first objective so far)."""
     study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
