@@ -283,10 +283,12 @@ def cmd_run(args) -> int:
 
 
 def interrupted_notice(args, spec) -> str:
-    """What Ctrl-C leaves and the command that resumes: an Optuna study re-runs the
-    interrupted trial by itself; KerasTuner's oracle counts it as failed, so only
-    ``--retry-failed`` runs it again."""
-    if hasattr(get_backend(spec), "requeue_interrupted"):
+    """What Ctrl-C leaves and the command that resumes. Both built-in backends run the
+    interrupted trial again (Optuna as a new trial, KerasTuner in place); a backend that
+    says neither (``requeue_interrupted``, ``RERUNS_INTERRUPTED``) counts it as failed, so
+    only ``--retry-failed`` runs it again."""
+    backend = get_backend(spec)
+    if hasattr(backend, "requeue_interrupted") or getattr(backend, "RERUNS_INTERRUPTED", False):
         return (
             "stopped; finished trials are saved and the interrupted one will run again. "
             f"Resume with: {resume_command(args)}"
@@ -295,9 +297,9 @@ def interrupted_notice(args, spec) -> str:
     if not args.retry_failed:
         command += " --retry-failed"
     return (
-        "stopped; finished trials are saved. The interrupted one counts as failed (the "
-        "KerasTuner oracle keeps the count); --retry-failed runs it again, with any other "
-        f"failed trial. Resume with: {command}"
+        "stopped; finished trials are saved. The interrupted one counts as failed (this "
+        "backend does not run it again by itself); --retry-failed runs it again, with any "
+        f"other failed trial. Resume with: {command}"
     )
 
 

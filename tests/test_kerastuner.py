@@ -374,25 +374,87 @@ def test_harness_worker_joins_a_kerastuner_chief(write_study, monkeypatch, capsy
     assert seen["workers"] == 2
 
 
-@pytest.mark.parametrize(
-    ("backend", "retry_failed", "says", "command"),
-    [
-        ("optuna", False, "the interrupted one will run again", "harness run kt.toml"),
-        ("kerastuner", False, "counts as failed", "harness run kt.toml --retry-failed"),
-        ("kerastuner", True, "counts as failed", "harness run kt.toml --retry-failed"),
-    ],
-)
-def test_ctrl_c_says_truly_whether_the_interrupted_trial_runs_again(
-    write_study, plugins, backend, retry_failed, says, command
-):
-    """KerasTuner's oracle counts an interrupted trial as failed and never re-runs it by
-    itself, so the notice must not promise it, and its resume command asks for the retry."""
+@pytest.mark.parametrize("backend", ["optuna", "kerastuner"])
+def test_ctrl_c_notice_promises_the_re_run_both_backends_make(write_study, plugins, backend):
+    """Both backends run an interrupted trial again by themselves (Optuna as a new trial,
+    KerasTuner in place), so the resume command is the command that was run."""
     from types import SimpleNamespace
 
     from harness.cli import interrupted_notice
 
     text = STUDY.format(trials=2, backend=backend, tuner="random", kerastuner="", epochs=1)
     spec = load_study(write_study(text), plugins)
-    line = ["run", "kt.toml"] + (["--retry-failed"] if retry_failed else [])
-    notice = interrupted_notice(SimpleNamespace(command_line=line, retry_failed=retry_failed), spec)
-    assert says in notice and notice.endswith(f"Resume with: {command}")
+    notice = interrupted_notice(
+        SimpleNamespace(command_line=["run", "kt.toml"], retry_failed=False), spec
+    )
+    assert "the interrupted one will run again" in notice
+    assert notice.endswith("Resume with: harness run kt.toml")
+
+
+def _interrupting(monkeypatch, numbers: list[int], error: BaseException):
+    """Make the KerasTuner runner's trial #N raise ``error`` once for each N in
+    ``numbers`` (Ctrl-C, or a problem that stops the study), as a real one would."""
+    from harness.backends.kerastuner import tuner
+
+    real = tuner.run_trial
+    pending = list(numbers)
+
+    def run_trial(ctx, plugins, reporter):
+        if ctx.number in pending:
+            pending.remove(ctx.number)
+            raise error
+        return real(ctx, plugins, reporter)
+
+    monkeypatch.setattr(tuner, "run_trial", run_trial)
+
+
+def test_an_interrupted_kerastuner_trial_runs_again_in_place_up_to_max_retries(
+    write_study, run_study_in_process, monkeypatch
+):
+    path = write_study(study(trials=3, epochs="1"))
+    _interrupting(monkeypatch, [1], KeyboardInterrupt())
+    first = run_study_in_process(path)
+    assert first.interrupted
+    table = by_number(first.table)
+    assert table["state"].tolist() == ["complete", "failed"]
+    assert table["counted"].tolist() == [True, False]
+    assert table.loc[1, "fail_reason"] == (
+        "interrupted by the user (not counted; runs again in place when the study resumes)"
+    )
+
+    second = run_study_in_process(path)  # the same command: the trial runs again
+    after = by_number(second.table)
+    assert after["number"].tolist() == [0, 1, 2]
+    assert after["state"].tolist() == ["complete"] * 3
+    assert after.loc[1, "model.units"] == table.loc[1, "model.units"]
+    assert after.loc[1, "model.dropout"] == pytest.approx(table.loc[1, "model.dropout"])
+
+    # Interrupted on its re-run too: [study].max_retries = 1 is spent, so it counts.
+    path = write_study(study(trials=3, epochs="1").replace('name = "kt"', 'name = "kt2"'))
+    _interrupting(monkeypatch, [1], KeyboardInterrupt())
+    run_study_in_process(path)
+    _interrupting(monkeypatch, [1], KeyboardInterrupt())
+    again = by_number(run_study_in_process(path).table)
+    assert again.loc[1, "state"] == "failed" and bool(again.loc[1, "counted"])
+    assert again.loc[1, "fail_reason"].endswith("(re-runs exhausted: [study].max_retries)")
+    final = by_number(run_study_in_process(path).table)
+    assert final["state"].tolist() == ["complete", "failed", "complete"], "budget of 3 met"
+
+
+def test_a_kerastuner_trial_that_stopped_the_study_runs_again_once_it_is_fixed(
+    write_study, run_study_in_process, monkeypatch
+):
+    from harness.errors import StudyAborted
+
+    path = write_study(study(trials=2, epochs="1"))
+    _interrupting(monkeypatch, [0], StudyAborted("the dataset folder is empty"))
+    with pytest.raises(HarnessError, match="the dataset folder is empty"):
+        run_study_in_process(path)
+    table = by_number(pd.read_csv(path.parent / "runs" / "kt" / "trials.csv"))
+    assert table["state"].tolist() == ["failed"] and not table["counted"].iloc[0]
+    assert "stopped the study; not counted" in table["fail_reason"].iloc[0]
+
+    outcome = run_study_in_process(path)  # "fixed": the same command runs the whole budget
+    after = by_number(outcome.table)
+    assert after["state"].tolist() == ["complete", "complete"]
+    assert after.loc[0, "model.units"] == table.loc[0, "model.units"], "same trial, in place"

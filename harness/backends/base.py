@@ -71,7 +71,9 @@ class SearchBackend(Protocol):
     ``--storage`` and ``--oracle``), and ``stored_definition(spec, run_dir,
     storage_override)`` with ``record_definition(spec, url, definition)`` (keep what the
     study trains in the storage, so that every machine that joins it is checked against
-    the same record; without them, the run directory's ``study.json`` is the record).
+    the same record; without them, the run directory's ``study.json`` is the record), and
+    ``RERUNS_INTERRUPTED = True`` (a trial cut short runs again by itself when the study
+    resumes, as ``requeue_interrupted`` also says: Ctrl-C's notice promises it).
     """
 
     def prepare(

@@ -26,6 +26,7 @@ from harness.backends.kerastuner.config import Config
 from harness.backends.kerastuner.distributed import distributed_slots, join_storage
 from harness.backends.kerastuner.space import check_spec
 from harness.backends.kerastuner.store import (
+    RERUNS_INTERRUPTED,
     fail_orphans,
     orphaned_pids,
     progress,
@@ -35,6 +36,7 @@ from harness.backends.kerastuner.store import (
 from harness.backends.kerastuner.tuner import prepare, run_worker
 
 __all__ = [
+    "RERUNS_INTERRUPTED",
     "Config",
     "check_spec",
     "distributed_slots",

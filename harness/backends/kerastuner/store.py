@@ -33,6 +33,33 @@ CHIEF_DONE_FILE = "harness_chief_done.json"
 BEST_LOCK = ".harness_best.lock"
 FINISHED = ("complete", "pruned", "failed")
 _STATES = {"COMPLETED": "complete", "FAILED": "failed", "INVALID": "failed", "RUNNING": "running"}
+#: Record flag: the trial's run was cut short from outside (worker killed, Ctrl-C).
+#: KerasTuner hands a trial left running out again when the search resumes; the runner
+#: re-runs it in place up to ``[study].max_retries`` times (counted in ``RETRIES``).
+ORPHANED = "orphaned"
+RETRIES = "retries"
+#: Record flag: the trial stopped the study (input no trial can get past). It never
+#: trained: ``prepare`` hands it back to KerasTuner's retry, with no limit.
+STOPPED_STUDY = "stopped_study"
+#: Backend capability read by ``harness run``'s Ctrl-C notice: interrupted trials re-run.
+RERUNS_INTERRUPTED = True
+
+
+def runs_again(record: dict[str, Any], max_retries: int) -> bool:
+    """Whether this failed trial will run again by itself (interrupted with re-runs left,
+    or it stopped the study), so that it does not count toward the budget yet."""
+    if record.get("state") != "failed":
+        return False
+    if record.get(STOPPED_STUDY):
+        return True
+    return bool(record.get(ORPHANED)) and int(record.get(RETRIES) or 0) < max_retries
+
+
+def finished_count(records: list[dict[str, Any]], max_retries: int) -> int:
+    """Trials that count toward the budget: finished, and not about to run again."""
+    return sum(
+        1 for r in records if r.get("state") in FINISHED and not runs_again(r, max_retries)
+    )
 
 
 def project_path(spec, run_dir: Path, override: str | None = None) -> Path:
@@ -128,7 +155,7 @@ def _check_project(spec, project: Path) -> None:
 def progress(spec, url: str) -> tuple[int, float | None]:
     """(finished trials, best value of the objective so far)."""
     stored = _stored_records(Path(url), spec)
-    done = sum(1 for r in stored if r.get("state") in FINISHED)
+    done = finished_count(stored, spec.study.max_retries)
     metric = spec.objectives[0].metric
     values = [
         r["values"].get(metric)
@@ -147,6 +174,7 @@ def records(spec, url: str) -> list:
     out = []
     for record in _stored_records(Path(url), spec):
         values = record.get("values", {})
+        again = runs_again(record, spec.study.max_retries)
         out.append(
             TrialRecord(
                 number=record["number"],
@@ -157,26 +185,40 @@ def records(spec, url: str) -> list:
                 duration_s=record.get("duration_s"),
                 worker=record.get("worker"),
                 device=record.get("device"),
-                fail_reason=record.get("fail_reason"),
+                fail_reason=_reason(record, again),
                 history=dict(record.get("history", {})),
+                counted=not again,
             )
         )
     return out
 
 
+def _reason(record: dict[str, Any], again: bool) -> str | None:
+    reason = record.get("fail_reason")
+    if not reason or record.get("state") != "failed":
+        return reason
+    if record.get(STOPPED_STUDY):
+        return f"{reason} (stopped the study; not counted, runs again once it is fixed)"
+    if again:
+        return f"{reason} (not counted; runs again in place when the study resumes)"
+    if record.get(ORPHANED):
+        return f"{reason} (re-runs exhausted: [study].max_retries)"
+    return reason
+
+
 def fail_orphans(spec, url: str, reason_by_pid: dict[int, str]) -> int:
     """Mark running trials of dead worker processes (by pid, this host) as failed.
 
-    KerasTuner itself would re-run such a trial (its oracle retries a trial left
-    running); a trial marked here is instead ended as failed when KerasTuner hands
-    it out again, as the Optuna backend does. Returns how many trials were marked.
+    KerasTuner hands such a trial out again when the search resumes (its oracle retries
+    a trial left running); the runner then re-runs it in place while ``[study].max_retries``
+    allows, else ends it as failed. Returns how many trials were marked.
     """
     marked = 0
     for path in Path(url).glob(f"trial_*/{RECORD_FILE}"):
         record = _read_json(path)
         pid = record.get("pid")
         if record.get("state") == "running" and record.get("host") == HOST and pid in reason_by_pid:
-            record.update(state="failed", fail_reason=reason_by_pid[pid], orphaned=True)
+            record.update(state="failed", fail_reason=reason_by_pid[pid], **{ORPHANED: True})
             _write_json(path, record)
             marked += 1
     return marked
@@ -202,20 +244,39 @@ def retry_failed(spec, url: str) -> int:
     It does not count toward the budget twice. Call it while no process holds the
     oracle (the orchestrator does, before starting any worker).
     """
-    project = Path(url)
+    failed = [r for r in _stored_records(Path(url), spec) if r.get("state") == "failed"]
+    return _retry_in_place(Path(url), failed)
+
+
+def requeue_stopped(spec, url: str) -> int:
+    """Hand every trial that stopped the study back to KerasTuner's retry, as
+    :func:`retry_failed` does: it never trained, so it runs again (same number, same
+    parameters) once the study is run again. Call it while no process holds the oracle."""
+    stopped = [
+        r for r in _stored_records(Path(url)) if r.get("state") == "failed" and r.get(STOPPED_STUDY)
+    ]
+    return _retry_in_place(Path(url), stopped)
+
+
+def _retry_in_place(project: Path, records: list[dict[str, Any]]) -> int:
+    """Queue these trials for KerasTuner's own retry: the oracle hands them out first, and
+    each re-run replaces its trial's outcome (the record reads ``waiting`` until then)."""
+    ids = [r["trial_id"] for r in records if r.get("trial_id") is not None]
     state = _read_json(project / "oracle.json")
-    if not state:
+    if not state or not ids:
         return 0
-    failed = [r for r in _stored_records(project, spec) if r.get("state") == "failed"]
-    ids = [r["trial_id"] for r in failed if r.get("trial_id") is not None]
     for trial_id in ids:
         path = _record_path(project, trial_id)
         record = _read_json(path)
         if record:
-            record.update(state="waiting", orphaned=False, pid=None)
+            record.update(state="waiting", pid=None, **{ORPHANED: False, STOPPED_STUDY: False})
             _write_json(path, record)
     state["retry_queue"] = [*[t for t in state["retry_queue"] if t not in ids], *reversed(ids)]
     state["end_order"] = [t for t in state["end_order"] if t not in ids]
+    # A trial cut short is still "ongoing" there, and KerasTuner's reload queues every
+    # ongoing trial again: left in both, it would run twice.
+    ongoing = state.get("ongoing_trials") or {}
+    state["ongoing_trials"] = {k: v for k, v in ongoing.items() if v not in ids}
     _write_json(project / "oracle.json", state)
     return len(ids)
 

@@ -32,9 +32,11 @@ from harness.backends.kerastuner.space import (
 from harness.backends.kerastuner.store import (
     BEST_LOCK,
     CHIEF_DONE_FILE,
-    FINISHED,
     HOST,
+    ORPHANED,
+    RETRIES,
     STOPPED_FILE,
+    STOPPED_STUDY,
     _check_project,
     _is_best,
     _last_line,
@@ -44,8 +46,10 @@ from harness.backends.kerastuner.store import (
     _stored_records,
     _write_json,
     fail_orphans,
+    finished_count,
     orphaned_pids,
     project_path,
+    requeue_stopped,
     retry_failed,
 )
 from harness.context import StudyContext, TrialContext
@@ -69,6 +73,7 @@ def prepare(spec, run_dir: Path, storage_override: str | None = None, retry: boo
     if not _joining():  # a machine joining another's chief leaves the chief's markers alone
         (project / STOPPED_FILE).unlink(missing_ok=True)  # re-decided by this run's oracle
         (project / CHIEF_DONE_FILE).unlink(missing_ok=True)
+        requeue_stopped(spec, str(project))  # it never trained: it runs first
     fail_orphans(spec, str(project), orphaned_pids(spec, str(project)))
     if retry:
         retry_failed(spec, str(project))
@@ -117,7 +122,7 @@ class _Runner:
             if resident_memory_mb() > self.memory_limit_mb:
                 raise _StopSearch("memory")
         stored = _stored_records(self.project)
-        if sum(1 for r in stored if r.get("state") in FINISHED) >= self.budget:
+        if finished_count(stored, self.context.spec.study.max_retries) >= self.budget:
             raise _StopSearch("budget")
 
     def after_trial(self) -> None:
@@ -132,8 +137,11 @@ class _Runner:
         spec = self.context.spec
         path = _record_path(self.project, trial.trial_id)
         previous = _read_json(path)
-        if previous.get("orphaned"):  # its worker died: failed, as with Optuna; not re-run
-            raise kt_errors.FailedTrialError(previous.get("fail_reason") or "interrupted")
+        retries = int(previous.get(RETRIES) or 0)
+        if previous.get(ORPHANED):  # KerasTuner hands out a trial whose run was cut short
+            if retries >= spec.study.max_retries:
+                raise kt_errors.FailedTrialError(previous.get("fail_reason") or "interrupted")
+            retries += 1  # re-run in place: same number, same parameters
         hp = trial.hyperparameters
         number = int(trial.trial_id)
         params = sample_params(self.kt_space, hp)
@@ -151,6 +159,7 @@ class _Runner:
             "history": {},
             "pid": os.getpid(),
             "host": HOST,
+            RETRIES: retries,
             "kerastuner": {
                 "tuner_id": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
                 **{k.removeprefix("tuner/"): v for k, v in hp.values.items() if k[:6] == "tuner/"},
@@ -162,12 +171,13 @@ class _Runner:
         try:
             result = run_trial(ctx, self.plugins, NullReporter())
         except StudyAborted as exc:
-            _write_json(path, {**record, "state": "failed", "fail_reason": str(exc)})
+            failed = {**record, "state": "failed", "fail_reason": str(exc), STOPPED_STUDY: True}
+            _write_json(path, failed)
             self.aborted = exc
             raise kt_errors.FailedTrialError(str(exc)) from exc
         except KeyboardInterrupt:
             reason = "interrupted by the user"
-            record.update(state="failed", fail_reason=reason, orphaned=True)
+            record.update(state="failed", fail_reason=reason, **{ORPHANED: True})
             _write_json(path, record)
             raise
         try:
