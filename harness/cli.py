@@ -35,7 +35,8 @@ from harness.results import (
     write_results,
 )
 from harness.show import study_ended, study_table
-from harness.study import check_data, load_study, parse_assignment
+from harness.study import check_data, load_study
+from harness.study_source import parse_assignment
 from harness.workers import stop_helper_processes
 
 #: Modules adding more subcommands. Each defines ``add_parser(subparsers, add_common)``

@@ -7,11 +7,8 @@ closest valid key; unknown plugins list the available ones.
 from __future__ import annotations
 
 import copy
-import datetime
-import difflib
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +26,8 @@ from harness.space import (
     parse_condition,
     parse_distribution,
 )
+from harness.study_source import apply_assignments, read_toml
+from harness.validation import did_you_mean, format_validation_error, validate_section
 
 if TYPE_CHECKING:  # pragma: no cover - types only: the plugin manager is a layer above
     from harness.plugins import HarnessPlugins
@@ -250,79 +249,6 @@ def default_direction(metric: str) -> Literal["maximize", "minimize"]:
     return "minimize" if bare in _MINIMIZED or metric in EXTRA_METRICS else "maximize"
 
 
-def _suggest(key: str, allowed: list[str]) -> str:
-    # A prefix (val_acc -> val_accuracy) beats a close spelling (val_acc -> val_auc).
-    close = [a for a in allowed if a.startswith(key) and key] or difflib.get_close_matches(
-        key, allowed, n=1
-    )
-    listing = f" Allowed: {', '.join(allowed)}." if len(allowed) <= 24 else ""
-    return (f" Did you mean {close[0]!r}?" if close else "") + listing
-
-
-def _key_path(loc: tuple) -> str:
-    """A pydantic error location without union branch names (``constrained-int``,
-    ``tuple[int, int]``, ``function-after[...]``): only the keys a user wrote."""
-    parts = []
-    for part in loc:
-        if isinstance(part, int) or (isinstance(part, str) and part.isidentifier()):
-            parts.append(str(part))
-        else:
-            break
-    return ".".join(parts)
-
-
-def _format_validation_error(where: str, exc: ValidationError, allowed: list[str]) -> str:
-    lines: list[str] = []
-    seen: set[str] = set()
-    for error in exc.errors():
-        loc = _key_path(error["loc"])
-        if loc in seen:  # the other members of a union: one line per key is enough
-            continue
-        seen.add(loc)
-        path = f"{where}.{loc}" if loc else where
-        got = error.get("input")
-        branches = len([e for e in exc.errors() if _key_path(e["loc"]) == loc])
-        if error["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key.{_suggest(str(error['loc'][-1]), allowed)}")
-        elif error["type"] == "missing":
-            lines.append(f"{path}: required key is missing")
-        elif isinstance(got, bool) and _numeric_error(error["type"]):
-            lines.append(f"{path}: expected a number, not {str(got).lower()}")
-        elif branches > 1:
-            lines.append(f"{path}: {got!r} is not an accepted value ({_field_hint(exc, loc)})")
-        else:
-            message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{path}: {message} (got {got!r})")
-    return "; ".join(lines)
-
-
-def _numeric_error(kind: str) -> bool:
-    """A pydantic error about a number (``true`` given for ``dropout`` reads as 1.0)."""
-    return kind.startswith(("greater_than", "less_than", "int_", "float_", "multiple_of"))
-
-
-def _field_hint(exc: ValidationError, loc: str) -> str:
-    """What each member of a union expected, briefly: ``an integer or a tuple``."""
-    wanted = []
-    for error in exc.errors():
-        if _key_path(error["loc"]) != loc:
-            continue
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if message not in wanted:
-            wanted.append(message.removeprefix("Input should be ").rstrip("."))
-    return "expected " + " or ".join(wanted[:3])
-
-
-def validate_section(where: str, model: type[BaseModel], table: Any) -> BaseModel:
-    """Validate a plain table against a pydantic model with key-path errors."""
-    if not isinstance(table, dict):
-        raise StudyFileError(f"{where}: must be a table, got {type(table).__name__}")
-    try:
-        return model.model_validate(table)
-    except ValidationError as exc:
-        raise StudyFileError(_format_validation_error(where, exc, list(model.model_fields)))
-
-
 def split_table(
     where: str, prefix: str, table: dict[str, Any], params_model: type[BaseModel]
 ) -> tuple[dict[str, Any], list[SearchParam]]:
@@ -338,7 +264,7 @@ def split_table(
     searched: list[SearchParam] = []
     for key, value in table.items():
         if forbid_extra and key not in allowed:
-            raise StudyFileError(f"{where}.{key}: unknown key.{_suggest(key, allowed)}")
+            raise StudyFileError(f"{where}.{key}: unknown key.{did_you_mean(key, allowed)}")
         if is_distribution(value):
             distribution, when = parse_distribution(f"{where}.{key}", value)
             condition = parse_condition(f"{where}.{key}", when, prefix) if when else None
@@ -367,14 +293,14 @@ def _check_values(
     try:
         params_model.model_validate(base)
     except ValidationError as exc:
-        raise StudyFileError(_format_validation_error(where, exc, allowed))
+        raise StudyFileError(format_validation_error(where, exc, allowed))
     for param in searched:
         key = param.name.removeprefix(prefix + ".")
         for value in param.distribution.representatives():
             try:
                 params_model.model_validate({**base, key: value})
             except ValidationError as exc:
-                message = _format_validation_error(where, exc, allowed)
+                message = format_validation_error(where, exc, allowed)
                 raise StudyFileError(f"{message} [from the range of {where}.{key}]")
 
 
@@ -416,7 +342,7 @@ def _objectives(section: StudySection, where: str) -> list[Objective]:
         if metric not in KNOWN_METRICS:
             raise StudyFileError(
                 f"{where}.objective: unknown metric {metric!r}."
-                + _suggest(metric, list(KNOWN_METRICS))
+                + did_you_mean(metric, list(KNOWN_METRICS))
             )
     directions = section.direction
     if directions is None:
@@ -429,92 +355,6 @@ def _objectives(section: StudySection, where: str) -> list[Objective]:
             f"got {len(directions)}"
         )
     return [Objective(metric=m, direction=d) for m, d in zip(metrics, directions, strict=True)]
-
-
-#: A study file is a few KB; anything far larger is not one (or is /dev/zero).
-MAX_STUDY_FILE_BYTES = 1_000_000
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file, turning every problem into one line naming the file."""
-    if path.is_dir():
-        raise StudyFileError(f"{path}: is a directory; give the study's .toml file")
-    if not path.exists():
-        raise StudyFileError(f"{path}: no such study file")
-    if not path.is_file():
-        raise StudyFileError(f"{path}: not a regular file; give the study's .toml file")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_STUDY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise StudyFileError(f"{path}: cannot read it ({exc.strerror or exc})")
-    if len(data) > MAX_STUDY_FILE_BYTES:
-        raise StudyFileError(f"{path}: larger than 1 MB; a study file is a short TOML text")
-    try:
-        # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not TOML, and unseen
-        return tomllib.loads(data.decode("utf-8-sig"))
-    except tomllib.TOMLDecodeError as exc:
-        raise StudyFileError(f"{path}: not valid TOML: {exc}")
-    except UnicodeDecodeError:
-        raise StudyFileError(f"{path}: not a UTF-8 text file")
-    except RecursionError:
-        raise StudyFileError(f"{path}: tables or arrays nested too deeply to be a study file")
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """``"dataset.path=data/x"`` -> ``("dataset.path", "data/x")``.
-
-    The value is read as a TOML value (``3``, ``0.5``, ``true``, ``[150, 300]``,
-    ``{int = [1, 3]}``); anything that is not valid TOML is taken as a string.
-    """
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise StudyFileError(
-            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. "
-            "--set dataset.path=data/mnist or --set train.epochs=3"
-        )
-    try:
-        parsed = tomllib.loads(f"value = {value.strip()}")["value"]
-    except tomllib.TOMLDecodeError:
-        parsed = value.strip()
-    except RecursionError:
-        raise StudyFileError(f"--set {key}: the value is nested too deeply")
-    if isinstance(parsed, (datetime.date, datetime.time)):  # no study value is a TOML date
-        parsed = value.strip()
-    return key, parsed
-
-
-def apply_assignments(raw: dict[str, Any], assignments: dict[str, Any]) -> dict[str, Any]:
-    """Set dotted keys (``model.units``, ``callbacks.threshold.value``) in a parsed study.
-
-    A key set this way is also dropped from the ``[[enqueue]]`` trials: the
-    command line decides its value for every trial.
-    """
-    enqueued = raw.get("enqueue")
-    for key in assignments:
-        for trial in enqueued if isinstance(enqueued, list) else []:
-            _drop_key(trial, key.split("."))
-    for key, value in assignments.items():
-        *tables, last = key.split(".")
-        node = raw
-        for index, table in enumerate(tables):
-            node = node.setdefault(table, {})
-            if not isinstance(node, dict):
-                where = ".".join(tables[: index + 1])
-                raise StudyFileError(f"--set {key}: {where} is a value, not a table")
-        node[last] = value
-    return raw
-
-
-def _drop_key(table: Any, parts: list[str]) -> None:
-    if not isinstance(table, dict):
-        return
-    table.pop(".".join(parts), None)  # a quoted dotted key: "model.units" = 16
-    if len(parts) == 1:
-        table.pop(parts[0], None)
-        return
-    _drop_key(table.get(parts[0]), parts[1:])
 
 
 def load_study(
@@ -624,7 +464,7 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
             backend_tables[key] = raw[key]
         elif key not in TOP_LEVEL_KEYS:
             known = [*TOP_LEVEL_KEYS, *backends]
-            raise StudyFileError(f"[{key}]: unknown table.{_suggest(key, known)}")
+            raise StudyFileError(f"[{key}]: unknown table.{did_you_mean(key, known)}")
     for required in ("study", "dataset", "model"):
         if required not in raw:
             raise StudyFileError(f"[{required}]: required table is missing")
@@ -698,7 +538,7 @@ def _check_metrics_against_tasks(
                 where = f"[callbacks.{callback.name}].{key}"
                 if value not in epoch_metrics:  # as the objective is checked
                     raise StudyFileError(
-                        f"{where}: unknown metric {value!r}." + _suggest(value, epoch_metrics)
+                        f"{where}: unknown metric {value!r}." + did_you_mean(value, epoch_metrics)
                     )
                 named.append((where, value))
     if not dataset.tasks:
@@ -770,7 +610,7 @@ def _enqueue(raw: Any, space: SearchSpace) -> list[dict[str, Any]]:
             if param is None:
                 raise StudyFileError(
                     f"[[enqueue]] #{index + 1}.{key}: not a searched parameter."
-                    + _suggest(key, names)
+                    + did_you_mean(key, names)
                 )
             problem = param.distribution.why_not(value)
             if problem:

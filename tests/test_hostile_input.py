@@ -473,7 +473,7 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_the_device_alone(tmp_path,
     ],
 )
 def test_set_values_that_look_like_toml_dates_stay_text(text, expected):
-    from harness.study import parse_assignment
+    from harness.study_source import parse_assignment
 
     assert parse_assignment(text)[1] == expected
 

@@ -16,7 +16,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: (  # the study file -> a typed spec, the data contract, files and small helpers
         "errors", "data", "space", "study", "profiles", "registry", "context", "files", "results",
         "download", "quiet", "logs", "devices", "options", "smoke", "card", "models",
-        "layers", "textgen", "_images", "resume", "run_marker",
+        "layers", "textgen", "_images", "resume", "run_marker", "validation", "study_source",
     ),
     1: ("harness", "hookspecs", "plugins"),  # the plugin manager and every hook
     2: ("fit_inputs", "features", "pipeline", "trial"),  # the trial runner

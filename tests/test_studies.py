@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from harness.orchestrator import RunOptions, run_study
-from harness.study import load_study, read_toml
+from harness.study import load_study
+from harness.study_source import read_toml
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = sorted((REPO / "studies").glob("*.toml"))

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 
 from harness.errors import PluginError
 from harness.registry import BUILT_IN_BACKENDS, backend_entry_points, backend_names
-from harness.study import StudySpec, validate_section
+from harness.study import StudySpec
+from harness.validation import validate_section
 
 __all__ = [
     "REQUIRED", "SearchBackend", "WorkerTask", "backend_config", "backend_names", "better",
