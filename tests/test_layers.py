@@ -24,6 +24,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "backends", "backends.base", "backends.optuna", "backends.kerastuner",
         "backends.kerastuner.config", "backends.kerastuner.space", "backends.kerastuner.store",
         "backends.kerastuner.distributed", "backends.kerastuner.tuner", "backends.journal",
+        "backends.optuna_config", "backends.optuna_storage",
     ),
     4: ("evaluate", "workers", "orchestrator", "progress"),  # processes and supervision
     5: (  # commands: read results, never train logic of their own

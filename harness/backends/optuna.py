@@ -1,4 +1,6 @@
-"""Optuna backend: samplers, pruners, storage, resume; trials run through harness.trial."""
+"""Optuna backend: samplers, pruners, resume and the trial loop; trials run through
+harness.trial. Its ``[optuna]`` table is :mod:`~harness.backends.optuna_config`, where a
+study lives is :mod:`~harness.backends.optuna_storage`."""
 
 from __future__ import annotations
 
@@ -10,15 +12,16 @@ import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial
-from pydantic import BaseModel, ConfigDict, Field
 
-from harness.backends.base import WorkerTask, backend_config, better
-from harness.backends.journal import repair_cut_record
+from harness.backends.base import WorkerTask, better
+from harness.backends.optuna_config import Config as Config
+from harness.backends.optuna_config import config
+from harness.backends.optuna_storage import join_storage as join_storage
+from harness.backends.optuna_storage import make_storage, storage_url
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive, resident_memory_mb
 from harness.errors import HarnessError, TrialPruned
@@ -37,45 +40,8 @@ FINISHED = (
     optuna.trial.TrialState.PRUNED,
     optuna.trial.TrialState.FAIL,
 )
-JOURNAL_FILE = "optuna.journal"
 HOST = socket.gethostname()
 ENQUEUED_FLAG = "harness:enqueued"
-
-
-class Config(BaseModel):
-    """The ``[optuna]`` table of a study file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sampler: Literal["tpe", "random", "cmaes", "gp", "nsga2"] = Field(
-        "tpe", description="Optuna's sampler (multivariate TPE by default)"
-    )
-    pruner: Literal["median", "hyperband", "successive_halving", "none"] = Field(
-        "median", description="stops unpromising trials at an epoch; none: never"
-    )
-    storage: str | None = Field(
-        None,
-        description="an Optuna storage URL (postgresql://, mysql://, sqlite://) or a journal "
-        "file; default runs/<name>/optuna.journal",
-    )
-    startup_trials: int = Field(3, ge=0, description="trials before the pruner and TPE act")
-    patience_epochs: int = Field(
-        1,
-        ge=0,
-        description="median pruner: epochs without improvement before a trial below the "
-        "median is stopped (0: any epoch that is not its best)",
-    )
-    warmup_epochs: int | None = Field(
-        None,
-        ge=0,
-        description="epochs before a trial may be pruned; default: half the fewest epochs a "
-        "trial can have (at least 1)",
-    )
-
-
-def config(spec: StudySpec) -> Config:
-    """The study's validated ``[optuna]`` table."""
-    return backend_config(spec, "optuna", Config)
 
 
 def worker_seed(seed: int | None, worker: str, trials_before: int) -> int | None:
@@ -158,104 +124,6 @@ def warmup_epochs(spec: StudySpec) -> int:
     if searched is not None:
         epochs = int(min(searched.distribution.representatives()))
     return max(1, int(epochs or TrainParams.model_fields["epochs"].default) // 2)
-
-
-def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> str:
-    """The storage in use: ``--storage``, then ``[optuna].storage``, else the run's journal file."""
-    return override or config(spec).storage or str(run_dir / JOURNAL_FILE)
-
-
-def join_storage(spec: StudySpec, storage: str | None, oracle: str | None) -> str:
-    """The storage a ``harness worker`` joins: ``--storage``, else ``[optuna].storage``; it
-    must be a database URL every machine reaches (a journal file is one machine's)."""
-    where = "--storage" if storage else "[optuna].storage"
-    storage = storage or config(spec).storage
-    if storage and "://" not in storage:
-        raise HarnessError(
-            f"{where} {storage}: a journal file is one machine's; harness worker joins a "
-            "study on shared storage: give a database URL every machine reaches, such as "
-            "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine)"
-        )
-    if not storage:
-        raise HarnessError(
-            "harness worker joins a study on shared storage: pass --storage "
-            "postgresql://USER:PASSWORD@HOST/DB (the same URL on every machine) or set "
-            "[optuna].storage"
-        )
-    return storage
-
-
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """A journal file path or any Optuna RDB URL (sqlite://, postgresql://, mysql://)."""
-    if "://" not in url:
-        return _journal_storage(url)
-    scheme = url.split("://", 1)[0].lower()
-    engine_kwargs: dict[str, Any] = {}
-    if scheme.startswith(("postgresql", "mysql")):
-        # An unreachable host fails within this many seconds, not the OS's minutes.
-        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=30,
-            grace_period=120,
-            failed_trial_callback=None,
-        )
-    except ImportError as exc:
-        fix = DRIVER_FIXES.get(scheme.split("+")[0]) or (
-            f"pip install {exc.name}" if getattr(exc, "name", None) else "install its driver"
-        )
-        raise HarnessError(
-            f"--storage {_hide_password(url)}: the driver for {scheme}:// databases is not "
-            f"installed; {fix}"
-        )
-    except Exception as exc:  # noqa: BLE001 - connection and driver problems are user input
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise HarnessError(
-            f"cannot open Optuna storage {_hide_password(url)}: {type(exc).__name__}: {first}"
-        )
-
-
-#: Seconds a database connection may take before the storage counts as unreachable.
-CONNECT_TIMEOUT_S = 10
-#: URL scheme -> how to install its database driver.
-DRIVER_FIXES = {
-    "postgresql": "pip install 'harness[postgres]'",
-    "postgres": "pip install 'harness[postgres]'",
-    "mysql": "pip install pymysql (and write the URL as mysql+pymysql://...)",
-}
-
-
-def _hide_password(url: str) -> str:
-    head, sep, tail = url.partition("://")
-    if "@" not in tail:
-        return url
-    credentials, _, host = tail.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{head}{sep}{user}:***@{host}" if ":" in credentials else url
-
-
-def _journal_storage(url: str) -> optuna.storages.BaseStorage:
-    """A journal file's storage; a path that is a directory or a corrupt journal is one line."""
-    path = Path(url)
-    if path.is_dir():
-        raise HarnessError(
-            f"--storage {url}: is a directory; give a journal file path (e.g. {url}/study.journal) "
-            "or a database URL"
-        )
-    repair_cut_record(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(url, lock_obj=JournalFileOpenLock(url))
-        return optuna.storages.JournalStorage(backend)
-    except OSError as exc:
-        raise HarnessError(f"cannot open the journal {url}: {exc.strerror or exc}")
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise HarnessError(
-            f"{url}: not a readable Optuna journal ({type(exc).__name__}); it is corrupt. "
-            "Move it away to start the study afresh, or restore a copy"
-        )
 
 
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
