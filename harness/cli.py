@@ -285,11 +285,14 @@ def cmd_run(args) -> int:
 
 def interrupted_notice(args, spec) -> str:
     """What Ctrl-C leaves and the command that resumes. Both built-in backends run the
-    interrupted trial again (Optuna as a new trial, KerasTuner in place); a backend that
-    says neither (``requeue_interrupted``, ``RERUNS_INTERRUPTED``) counts it as failed, so
-    only ``--retry-failed`` runs it again."""
+    interrupted trial again (Optuna as a new trial, KerasTuner in place) unless
+    ``[study].max_retries = 0``; a backend that says neither (``requeue_interrupted``,
+    ``RERUNS_INTERRUPTED``) does not, so then only ``--retry-failed`` runs it again."""
     backend = get_backend(spec)
-    if hasattr(backend, "requeue_interrupted") or getattr(backend, "RERUNS_INTERRUPTED", False):
+    reruns = hasattr(backend, "requeue_interrupted") or getattr(
+        backend, "RERUNS_INTERRUPTED", False
+    )
+    if reruns and spec.study.max_retries > 0:
         return (
             "stopped; finished trials are saved and the interrupted one will run again. "
             f"Resume with: {resume_command(args)}"
@@ -297,10 +300,11 @@ def interrupted_notice(args, spec) -> str:
     command = resume_command(args)
     if not args.retry_failed:
         command += " --retry-failed"
+    why = "[study].max_retries = 0" if reruns else "this backend does not re-run trials"
     return (
-        "stopped; finished trials are saved. The interrupted one counts as failed (this "
-        "backend does not run it again by itself); --retry-failed runs it again, with any "
-        f"other failed trial. Resume with: {command}"
+        f"stopped; finished trials are saved. The interrupted one does not run again by itself "
+        f"({why}); --retry-failed runs it again, with any other failed trial. "
+        f"Resume with: {command}"
     )
 
 

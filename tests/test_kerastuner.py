@@ -390,6 +390,13 @@ def test_ctrl_c_notice_promises_the_re_run_both_backends_make(write_study, plugi
     assert "the interrupted one will run again" in notice
     assert notice.endswith("Resume with: harness run kt.toml")
 
+    spec.study.max_retries = 0  # no re-run: say so, and resume with the retry
+    notice = interrupted_notice(
+        SimpleNamespace(command_line=["run", "kt.toml"], retry_failed=False), spec
+    )
+    assert "does not run again by itself ([study].max_retries = 0)" in notice
+    assert notice.endswith("Resume with: harness run kt.toml --retry-failed")
+
 
 def _interrupting(monkeypatch, numbers: list[int], error: BaseException):
     """Make the KerasTuner runner's trial #N raise ``error`` once for each N in
@@ -439,6 +446,51 @@ def test_an_interrupted_kerastuner_trial_runs_again_in_place_up_to_max_retries(
     assert again.loc[1, "fail_reason"].endswith("(re-runs exhausted: [study].max_retries)")
     final = by_number(run_study_in_process(path).table)
     assert final["state"].tolist() == ["complete", "failed", "complete"], "budget of 3 met"
+
+
+def test_a_trial_recorded_complete_but_unheard_by_the_oracle_is_not_trained_again(
+    write_study, run_study_in_process
+):
+    """A worker stopped between writing a trial's record and the oracle's end_trial
+    leaves the trial "ongoing" in oracle.json; KerasTuner hands it out again on resume.
+    It is done: its stored result is reported, not retrained."""
+    path = write_study(study(trials=2, epochs="1"))
+    first = run_study_in_process(path)
+    before = by_number(first.table)
+    project = project_dir(first)
+    state = json.loads((project / "oracle.json").read_text())
+    state["ongoing_trials"] = {"tuner0": "1"}  # as saved by create_trial, before end_trial
+    state["end_order"] = [t for t in state["end_order"] if t != "1"]
+    (project / "oracle.json").write_text(json.dumps(state))
+
+    after = by_number(run_study_in_process(path, trials=3).table)
+    assert after["state"].tolist() == ["complete"] * 3
+    assert after.loc[1, "duration_s"] == before.loc[1, "duration_s"], "not trained again"
+    assert after.loc[1, "val_accuracy"] == before.loc[1, "val_accuracy"]
+
+
+def test_the_chief_waits_only_for_ongoing_trials_that_may_still_report(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.backends.kerastuner.distributed import _awaited
+
+    def record(trial_id: str, **fields):
+        folder = tmp_path / f"trial_{trial_id}"
+        folder.mkdir()
+        (folder / "harness.json").write_text(json.dumps({"trial_id": trial_id, **fields}))
+
+    record("0", state="running")
+    record("1", state="failed", orphaned=True, retries=1)  # died, re-runs spent
+    record("2", state="failed", orphaned=True, retries=0)  # died, will run again
+    record("3", state="complete")
+
+    def oracle(*ids):
+        return SimpleNamespace(ongoing_trials={f"t{i}": SimpleNamespace(trial_id=i) for i in ids})
+
+    assert _awaited(oracle("0"), tmp_path, max_retries=1)
+    assert not _awaited(oracle("1", "3"), tmp_path, max_retries=1)
+    assert _awaited(oracle("1", "2"), tmp_path, max_retries=1)
+    assert not _awaited(oracle(), tmp_path, max_retries=1)
 
 
 def test_a_kerastuner_trial_that_stopped_the_study_runs_again_once_it_is_fixed(

@@ -355,6 +355,48 @@ def test_a_machine_joining_shared_storage_is_checked_against_the_storages_record
     assert sorted(table["number"]) == [0, 1, 2], "the first machine's trials count"
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask() outside optimize()
+def test_a_study_training_on_another_machine_is_not_changed_under_it(tmp_path, cli):
+    """No trial has finished yet, but one is running on another machine: a run with
+    other values would train something else alongside it, so it is refused too. A
+    running trial left by a dead process on this host does not count."""
+    import optuna
+
+    from harness.backends.optuna import HOST, make_storage
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    path = study_file(tmp_path, model="nan_model", model_extra="", trials=1)
+    code, _, _ = cli("run", path, "--storage", url, "--in-process", plugin_file=True)
+    assert code == 1, "its one trial failed: nothing finished"
+    study = optuna.load_study(study_name="trust", storage=make_storage(url))
+    elsewhere = study.ask()
+    elsewhere.set_user_attr("pid", 1)
+    elsewhere.set_user_attr("host", "another-machine")
+
+    code, _, err = cli(
+        "run", path, "--storage", url, "--set", "train.epochs=2", "--in-process",
+        plugin_file=True,
+    )
+    assert code == 2 and "train.epochs = 1 there, 2 now" in err, err
+
+    study.tell(elsewhere, state=optuna.trial.TrialState.FAIL)
+    dead_here = study.ask()
+    dead_here.set_user_attr("pid", _dead_pid())
+    dead_here.set_user_attr("host", HOST)
+    code, _, err = cli(
+        "run", path, "--storage", url, "--set", "train.epochs=2", "--in-process",
+        "--no-progress", plugin_file=True,
+    )
+    assert "changed since its last run" in err and "different study" not in err, err
+
+
+def test_a_first_run_may_keep_its_sqlite_database_in_its_own_run_directory(tmp_path, cli):
+    url = f"sqlite:///{tmp_path / 'runs' / 'trust' / 'optuna.db'}"
+    code, _, err = cli("run", study_file(tmp_path), "--storage", url, "--in-process")
+    assert code == 0, err
+    assert (tmp_path / "runs" / "trust" / "optuna.db").is_file()
+
+
 def test_a_trial_that_stopped_the_study_does_not_use_up_the_budget(tmp_path, cli):
     """Bad data stops the study at its first trial; once the data is fixed, the same
     command runs the whole budget (the stopped trial never trained, so it does not

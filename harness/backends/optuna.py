@@ -21,7 +21,7 @@ from harness.backends.base import WorkerTask, better
 from harness.backends.optuna_config import Config as Config
 from harness.backends.optuna_config import config
 from harness.backends.optuna_storage import join_storage as join_storage
-from harness.backends.optuna_storage import make_storage, storage_url
+from harness.backends.optuna_storage import make_storage, storage_exists, storage_url
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive, resident_memory_mb
 from harness.errors import HarnessError, TrialPruned
@@ -536,11 +536,13 @@ DEFINITION = "harness:definition"
 def stored_definition(
     spec: StudySpec, run_dir: Path, storage_override: str | None = None
 ) -> tuple[dict[str, Any], bool]:
-    """The definition the storage records for the study, and whether any of its trials
-    finished (complete or pruned); ``({}, False)`` for a study not in the storage yet or
-    recorded by an older version. Writes nothing (a journal not yet there stays absent)."""
+    """The definition the storage records for the study, and whether trials were trained
+    under it: one finished (complete or pruned), or one running now, which may be on
+    another machine (a RUNNING trial whose process on this host is gone does not count).
+    ``({}, False)`` for a study not in the storage yet or recorded by an older version.
+    Writes nothing: a journal or SQLite file not yet there is not created."""
     url = storage_url(spec, run_dir, storage_override)
-    if "://" not in url and not Path(url).is_file():
+    if not storage_exists(url):
         return {}, False
     storage = make_storage(url)
     summaries = {s.study_name: s for s in storage.get_all_studies()}
@@ -552,7 +554,10 @@ def stored_definition(
         deepcopy=False,
         states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
     )
-    return summary.user_attrs[DEFINITION], bool(done)
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    orphans = {t.number for t in orphaned_trials(study)}
+    training = [t for t in running if t.number not in orphans]
+    return summary.user_attrs[DEFINITION], bool(done or training)
 
 
 def record_definition(spec: StudySpec, url: str, definition: dict[str, Any]) -> None:

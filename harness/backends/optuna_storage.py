@@ -43,6 +43,22 @@ def join_storage(spec: StudySpec, storage: str | None, oracle: str | None) -> st
     return storage
 
 
+def storage_exists(url: str) -> bool:
+    """Whether the storage at ``url`` is there already: a journal or SQLite file that
+    exists, or any other database (a server's database is created by its owner)."""
+    if "://" not in url:
+        return Path(url).is_file()
+    if url.split("://", 1)[0].lower().startswith("sqlite"):
+        from sqlalchemy.engine import make_url  # lazy: only SQLite URLs need it
+
+        try:
+            database = make_url(url).database
+        except Exception:  # noqa: BLE001 - a malformed URL: opening it says what is wrong
+            return True
+        return bool(database) and database != ":memory:" and Path(database).is_file()
+    return True
+
+
 def make_storage(url: str) -> optuna.storages.BaseStorage:
     """A journal file path or any Optuna RDB URL (sqlite://, postgresql://, mysql://)."""
     if "://" not in url:

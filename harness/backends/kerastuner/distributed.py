@@ -20,7 +20,15 @@ from pathlib import Path
 import grpc
 
 from harness.backends.kerastuner.config import config
-from harness.backends.kerastuner.store import CHIEF_DONE_FILE, HOST, _write_json
+from harness.backends.kerastuner.store import (
+    CHIEF_DONE_FILE,
+    FINISHED,
+    HOST,
+    _read_json,
+    _record_path,
+    _write_json,
+    runs_again,
+)
 from harness.devices import WorkerSlot
 from harness.errors import HarnessError
 
@@ -130,7 +138,9 @@ class _Quiet:
         return call
 
 
-def _serve(tuner, project: Path, budget: int, deadline: float | None) -> None:
+def _serve(
+    tuner, project: Path, budget: int, deadline: float | None, max_retries: int
+) -> None:
     """The chief: serve the oracle over gRPC until the search is over and no trial runs.
 
     KerasTuner's own ``oracle_chief.start_server`` waits until every worker that
@@ -167,12 +177,25 @@ def _serve(tuner, project: Path, budget: int, deadline: float | None) -> None:
                 over = (
                     servicer.stop_triggered
                     or oracle.harness_stop is not None
-                    or len(oracle.trials) >= budget
+                    # every trial id is given out, and none waits for a re-run
+                    or (len(oracle.trials) >= budget and not oracle._retry_queue)
                     or (deadline is not None and time.time() >= deadline)
                 )
-                if over and not oracle.ongoing_trials:
+                if over and not _awaited(oracle, project, max_retries):
                     break
             _write_json(project / CHIEF_DONE_FILE, {"pid": os.getpid(), "host": HOST})
             time.sleep(CHIEF_GRACE_S)
     finally:
         server.stop(grace=1)
+
+
+def _awaited(oracle, project: Path, max_retries: int) -> bool:
+    """Whether a trial the oracle still holds as ongoing may yet report to it. One whose
+    record is final (its worker ended it, or died with its re-runs spent, and will not be
+    restarted) never will, and the chief must not wait for it."""
+    for trial in oracle.ongoing_trials.values():
+        record = _read_json(_record_path(project, trial.trial_id))
+        if record.get("state") in FINISHED and not runs_again(record, max_retries):
+            continue
+        return True
+    return False

@@ -137,6 +137,10 @@ class _Runner:
         spec = self.context.spec
         path = _record_path(self.project, trial.trial_id)
         previous = _read_json(path)
+        if previous.get("state") == "complete":
+            # Its worker stopped after recording it but before the oracle heard: KerasTuner
+            # hands it out again on resume. It is done; report it rather than retrain it.
+            return float(previous["values"][spec.objectives[0].metric])
         retries = int(previous.get(RETRIES) or 0)
         if previous.get(ORPHANED):  # KerasTuner hands out a trial whose run was cut short
             if retries >= spec.study.max_retries:
@@ -399,7 +403,7 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
     )
     tuner = open_tuner(spec, kt_space, project, budget, runner, role)
     if role == "chief":
-        _serve(tuner, project, budget, deadline)
+        _serve(tuner, project, budget, deadline, spec.study.max_retries)
     else:
         try:
             tuner.search()
