@@ -448,6 +448,30 @@ def test_an_interrupted_kerastuner_trial_runs_again_in_place_up_to_max_retries(
     assert final["state"].tolist() == ["complete", "failed", "complete"], "budget of 3 met"
 
 
+def test_a_machine_sharing_the_project_folder_is_checked_against_its_record(
+    tmp_path, write_study, monkeypatch, capsys
+):
+    """The project folder records what the study trains, so a run from another runs
+    dir (another machine) on the same folder with other values is refused."""
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    path = str(write_study(study(trials=1, epochs="1")))
+    shared = tmp_path / "shared-project"
+    common = ["--storage", str(shared), "--in-process", "--no-progress"]
+    assert main(["run", path, *common, "--runs-dir", str(tmp_path / "a")]) == 0
+    assert json.loads((shared / "harness_definition.json").read_text())["literals"]
+
+    elsewhere = tmp_path / "b"
+    code = main(["run", path, *common, "--set", "train.epochs=2", "--runs-dir", str(elsewhere)])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.epochs = 1 there, 2 now" in err, err
+    assert not (elsewhere / "kt").exists(), "nothing was written"
+    assert main(["run", path, *common, "--trials", "2", "--runs-dir", str(elsewhere)]) == 0
+    table = pd.read_csv(elsewhere / "kt" / "trials.csv")
+    assert sorted(table["number"]) == [0, 1], "the other machine's trial counts"
+
+
 def test_a_trial_recorded_complete_but_unheard_by_the_oracle_is_not_trained_again(
     write_study, run_study_in_process
 ):

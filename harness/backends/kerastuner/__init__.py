@@ -30,8 +30,10 @@ from harness.backends.kerastuner.store import (
     fail_orphans,
     orphaned_pids,
     progress,
+    record_definition,
     records,
     search_over,
+    stored_definition,
 )
 from harness.backends.kerastuner.tuner import prepare, run_worker
 
@@ -45,7 +47,9 @@ __all__ = [
     "orphaned_pids",
     "prepare",
     "progress",
+    "record_definition",
     "records",
     "run_worker",
     "search_over",
+    "stored_definition",
 ]

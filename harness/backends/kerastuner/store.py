@@ -30,6 +30,8 @@ RECORD_FILE = "harness.json"
 PROJECT_FILE = "harness_project.json"
 STOPPED_FILE = "harness_stopped.json"
 CHIEF_DONE_FILE = "harness_chief_done.json"
+#: What every trial of the study trains (``harness.resume.study_definition``).
+DEFINITION_FILE = "harness_definition.json"
 BEST_LOCK = ".harness_best.lock"
 FINISHED = ("complete", "pruned", "failed")
 _STATES = {"COMPLETED": "complete", "FAILED": "failed", "INVALID": "failed", "RUNNING": "running"}
@@ -234,6 +236,33 @@ def orphaned_pids(spec, url: str) -> dict[int, str]:
             if isinstance(pid, int) and not process_alive(pid):
                 dead[pid] = "interrupted: its worker process ended before the trial finished"
     return dead
+
+
+def stored_definition(
+    spec, run_dir: Path, storage_override: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The definition the project records for the study, and whether trials were trained
+    under it: one finished (complete or pruned), or one running now, which may be on
+    another machine sharing the project folder (a running trial whose process on this
+    host is gone does not count). ``({}, False)`` for a project without one. Reads only."""
+    project = project_path(spec, run_dir, storage_override)
+    definition = _read_json(project / DEFINITION_FILE)
+    if not definition:
+        return {}, False
+    dead = orphaned_pids(spec, str(project))
+    trained = any(
+        r.get("state") in ("complete", "pruned")
+        or (r.get("state") == "running" and not (r.get("host") == HOST and r.get("pid") in dead))
+        for r in _stored_records(project)
+    )
+    return definition, trained
+
+
+def record_definition(spec, url: str, definition: dict[str, Any]) -> None:
+    """Keep ``definition`` in the project folder, for :func:`stored_definition`."""
+    path = Path(url) / DEFINITION_FILE
+    if _read_json(path) != definition:
+        _write_json(path, definition)
 
 
 def retry_failed(spec, url: str) -> int:
