@@ -426,6 +426,30 @@ def test_failed_trial_without_epochs_writes_no_config(study_context):
     assert not list(study_context.tensorboard_dir.glob("events.out.tfevents.*"))
 
 
+def test_a_trial_run_again_under_its_number_replaces_the_earlier_attempt(study_context):
+    """KerasTuner re-runs an interrupted or retried trial in place, under the same number.
+    TensorBoard keeps the first record of a tag, so the failed attempt's session and
+    curves must not stay in the run folder to stand for the re-run."""
+    from harness_plugins.trackers import tensorboard as tracker
+
+    from harness.context import TrialContext, TrialResult
+
+    trial = TrialContext(study_context, 3, {"model.units": 16})
+    tracker.harness_trial_start(trial)
+    (trial.tensorboard_dir / "train").mkdir(parents=True)  # the attempt's Keras curves
+    (trial.tensorboard_dir / "train" / "events.out.tfevents.1.attempt").write_bytes(b"")
+    tracker.harness_trial_end(trial, TrialResult("failed", fail_reason="interrupted"))
+
+    again = TrialContext(study_context, 3, {"model.units": 16})
+    tracker.harness_trial_start(again)
+    metrics = {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.75}
+    tracker.harness_trial_end(again, TrialResult("complete", metrics, duration_s=1.0))
+    values, status, acc = _session(again.tensorboard_dir)
+    assert (status, values["state"]) == ("STATUS_SUCCESS", "complete")
+    assert _scalar(acc, "final/val_accuracy") == pytest.approx(0.75)
+    assert not (again.tensorboard_dir / "train").exists(), "the attempt's curves are gone"
+
+
 def test_study_start_needs_no_tensorflow(tmp_path):
     import subprocess
     import sys

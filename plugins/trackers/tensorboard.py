@@ -65,6 +65,7 @@ One config
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -266,7 +267,13 @@ def harness_study_start(study):
 
 @harness.hookimpl
 def harness_trial_start(trial):
-    """Note when the trial started: its HParams session, written at its end, starts here."""
+    """Note when the trial started: its HParams session, written at its end, starts here.
+
+    A trial that runs again under its own number (KerasTuner re-runs an interrupted or
+    retried trial in place) starts from an empty run folder: TensorBoard keeps the first
+    record of a tag, so the earlier attempt's session would stand for this one, and its
+    curves would be drawn over this one's."""
+    shutil.rmtree(trial.tensorboard_dir, ignore_errors=True)
     trial.extra[_STARTED] = time.time()
 
 
