@@ -73,7 +73,7 @@ def check_resumes_same_study(
     literals, searched = current["literals"], current["searched"]
     for key in sorted(set(old_literals) | set(literals)):
         if key in literals and key in old_literals:
-            if literals[key] != old_literals[key]:
+            if _differ(literals[key], old_literals[key]):
                 change = f"{key} = {_show(old_literals[key])} there, {_show(literals[key])} now"
                 (notices if key in MOVABLE else changes).append(change)
         elif key in old_searched or key in searched:
@@ -84,7 +84,7 @@ def check_resumes_same_study(
             changes.append(f"{key} = {_show(value)} only {side}")
     for key in sorted(set(old_searched) | set(searched)):
         if key in old_searched and key in searched:
-            if _drawn_from(old_searched[key]) != _drawn_from(searched[key]):
+            if _differ(_drawn_from(old_searched[key]), _drawn_from(searched[key])):
                 notices.append(
                     f"the search domain of {key} changed: {_domain(old_searched[key])} there, "
                     f"{_domain(searched[key])} now; earlier trials keep the values they drew"
@@ -109,6 +109,11 @@ def check_resumes_same_study(
             f"study.name={name}-2) or --runs-dir, or run it with the earlier values"
         )
     return notices
+
+
+def _differ(a: Any, b: Any) -> bool:
+    """Compared as JSON text, where NaN equals NaN (a NaN value never equals itself)."""
+    return json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str)
 
 
 def _drawn_from(searched: dict[str, Any]) -> tuple[Any, Any]:

@@ -548,3 +548,17 @@ def test_a_run_leaves_a_later_runs_marker_in_place(tmp_path):
         (tmp_path / MARKER_FILE).write_text(json.dumps(later))
     assert json.loads((tmp_path / MARKER_FILE).read_text()) == later
     assert run_active(tmp_path)
+
+
+def test_a_nan_fixed_value_resumes_its_own_study():
+    """NaN never equals itself: compared as values, a study with a NaN fixed value would
+    be refused as "different" on every resume."""
+    from harness.errors import HarnessError
+    from harness.resume import check_resumes_same_study
+
+    now = {"components": {"model": "dense"}, "literals": {"model.x": float("nan")}, "searched": {}}
+    recorded = json.loads(json.dumps(now))  # as study.json and the storage give it back
+    assert check_resumes_same_study("s", recorded, now, finished=True) == []
+    changed = {**now, "literals": {"model.x": 0.5}}
+    with pytest.raises(HarnessError, match="model.x = NaN there, 0.5 now"):
+        check_resumes_same_study("s", recorded, changed, finished=True)
