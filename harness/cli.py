@@ -188,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as exc:  # a full disk, a read-only folder: the file and the reason
-        where = f"{exc.filename}: " if exc.filename else ""
+        # os.replace(tmp, target) names both: the target is the file the user knows
+        named = exc.filename2 or exc.filename
+        where = f"{named}: " if named else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     finally:

@@ -266,6 +266,25 @@ def test_filesystem_problems_are_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists(), "a refused run leaves no folder behind"
 
 
+def test_a_result_file_that_cannot_be_replaced_is_named_not_its_temporary_copy(
+    tmp_path, capsys, monkeypatch
+):
+    """Result files are written to a temporary file, then moved over the real one: the
+    error must name the file the user knows (study.json), not the temporary copy."""
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    runs = tmp_path / "runs"
+    assert main(["run", str(path), "--runs-dir", str(runs), "--in-process", "--no-progress"]) == 0
+    capsys.readouterr()
+    meta = next(runs.glob("*/study.json"))
+    meta.unlink()
+    meta.mkdir()  # a folder where the file goes
+    code = main(["run", str(path), "--runs-dir", str(runs), "--in-process", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"error: {meta}: Is a directory\n", err
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [
