@@ -193,14 +193,13 @@ def run_study(
     spec = apply_options(spec, options)
     run_dir = options.runs_dir / spec.name
     backend = get_backend(spec)
-    definition = study_definition(spec)
     previous, finished = _previous_definition(backend, spec, run_dir, options.storage)
-    for notice in check_resumes_same_study(spec.name, previous, definition, finished):
+    for notice in check_resumes_same_study(
+        spec.name, previous, study_definition(spec), finished
+    ):
         log.warning("%s", notice)
     with _new_run_dir_removed_on_error(run_dir):
         storage = backend.prepare(spec, run_dir, options.storage, retry=options.retry_failed)
-        if hasattr(backend, "record_definition"):
-            backend.record_definition(spec, storage, definition)
     records = backend.records(spec, storage)
     _move_stale_results(run_dir, records)
     with marking_the_run(run_dir):

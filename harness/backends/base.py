@@ -69,10 +69,10 @@ class SearchBackend(Protocol):
     (the search ended before the budget, e.g. a finished grid) and
     ``requeue_interrupted(spec, url)`` (re-enqueue interrupted trials now) and
     ``join_storage(spec, storage, oracle)`` (what ``harness worker`` joins, from its
-    ``--storage`` and ``--oracle``), and ``stored_definition(spec, run_dir,
-    storage_override)`` with ``record_definition(spec, url, definition)`` (keep what the
-    study trains in the storage, so that every machine that joins it is checked against
-    the same record; without them, the run directory's ``study.json`` is the record), and
+    ``--storage`` and ``--oracle``), ``stored_definition(spec, run_dir, storage_override)``
+    (what the study trains, as ``prepare`` recorded it in the storage, so that every
+    machine that joins is checked against the same record; without it, the run
+    directory's ``study.json`` is the record), and
     ``RERUNS_INTERRUPTED = True`` (a trial cut short runs again by itself when the study
     resumes, as ``requeue_interrupted`` also says: Ctrl-C's notice promises it).
     """

@@ -26,6 +26,7 @@ from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive, resident_memory_mb
 from harness.errors import HarnessError, TrialPruned
 from harness.results import TrialRecord, prune_trial_models, save_best_model, save_trial_model
+from harness.resume import study_definition
 from harness.study import StudySpec, TrainParams
 from harness.trial import StudyAborted, release_trial_memory, run_trial
 
@@ -514,13 +515,17 @@ def trial_records(study: optuna.Study, spec: StudySpec) -> list:
 def prepare(
     spec: StudySpec, run_dir: Path, storage_override: str | None = None, retry: bool = False
 ) -> str:
-    """Create or load the study (schema and enqueued trials) before any worker starts.
+    """Create or load the study (schema and enqueued trials) before any worker starts, and
+    record in it what its trials train (:func:`stored_definition`).
 
     Doing this once in the orchestrator avoids workers racing on a new SQLite
     schema. Returns the storage URL the workers must use.
     """
     url = storage_url(spec, run_dir, storage_override)
-    open_study(spec, make_storage(url))
+    study = open_study(spec, make_storage(url))
+    definition = study_definition(spec)  # for stored_definition: any machine that joins
+    if study.user_attrs.get(DEFINITION) != definition:
+        study.set_user_attr(DEFINITION, definition)
     fail_orphans(spec, url, orphaned_pids(spec, url))
     requeue_interrupted(spec, url)
     if retry:
@@ -558,13 +563,6 @@ def stored_definition(
     orphans = {t.number for t in orphaned_trials(study)}
     training = [t for t in running if t.number not in orphans]
     return summary.user_attrs[DEFINITION], bool(done or training)
-
-
-def record_definition(spec: StudySpec, url: str, definition: dict[str, Any]) -> None:
-    """Keep ``definition`` in the storage, for :func:`stored_definition`."""
-    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
-    if study.user_attrs.get(DEFINITION) != definition:
-        study.set_user_attr(DEFINITION, definition)
 
 
 def progress(spec: StudySpec, url: str) -> tuple[int, float | None]:

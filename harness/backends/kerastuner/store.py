@@ -23,6 +23,7 @@ from harness.devices import process_alive
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
 from harness.results import TrialRecord
+from harness.resume import study_definition
 
 HOST = socket.gethostname()
 PROJECTS_DIR = "kerastuner"
@@ -228,14 +229,22 @@ def fail_orphans(spec, url: str, reason_by_pid: dict[int, str]) -> int:
 
 def orphaned_pids(spec, url: str) -> dict[int, str]:
     """Pids on this host that own running trials but no longer exist (a killed earlier run)."""
-    dead: dict[int, str] = {}
-    for path in Path(url).glob(f"trial_*/{RECORD_FILE}"):
-        record = _read_json(path)
-        pid = record.get("pid")
-        if record.get("state") == "running" and record.get("host") == HOST:
-            if isinstance(pid, int) and not process_alive(pid):
-                dead[pid] = "interrupted: its worker process ended before the trial finished"
-    return dead
+    return {
+        r["pid"]: "interrupted: its worker process ended before the trial finished"
+        for r in _stored_records(Path(url))
+        if _orphaned(r)
+    }
+
+
+def _orphaned(record: dict[str, Any]) -> bool:
+    """A running trial whose worker process, on this host, no longer exists."""
+    pid = record.get("pid")
+    return (
+        record.get("state") == "running"
+        and record.get("host") == HOST
+        and isinstance(pid, int)
+        and not process_alive(pid)
+    )
 
 
 def stored_definition(
@@ -249,18 +258,19 @@ def stored_definition(
     definition = _read_json(project / DEFINITION_FILE)
     if not definition:
         return {}, False
-    dead = orphaned_pids(spec, str(project))
     trained = any(
         r.get("state") in ("complete", "pruned")
-        or (r.get("state") == "running" and not (r.get("host") == HOST and r.get("pid") in dead))
+        or (r.get("state") == "running" and not _orphaned(r))
         for r in _stored_records(project)
     )
     return definition, trained
 
 
-def record_definition(spec, url: str, definition: dict[str, Any]) -> None:
-    """Keep ``definition`` in the project folder, for :func:`stored_definition`."""
-    path = Path(url) / DEFINITION_FILE
+def record_definition(spec, project: Path) -> None:
+    """Keep what the study's trials train in the project folder (``prepare`` does), for
+    :func:`stored_definition`."""
+    definition = study_definition(spec)
+    path = project / DEFINITION_FILE
     if _read_json(path) != definition:
         _write_json(path, definition)
 

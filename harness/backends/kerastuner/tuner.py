@@ -49,6 +49,7 @@ from harness.backends.kerastuner.store import (
     finished_count,
     orphaned_pids,
     project_path,
+    record_definition,
     requeue_stopped,
     retry_failed,
 )
@@ -70,6 +71,7 @@ def prepare(spec, run_dir: Path, storage_override: str | None = None, retry: boo
     project = project_path(spec, run_dir, storage_override)
     project.mkdir(parents=True, exist_ok=True)
     _check_project(spec, project)
+    record_definition(spec, project)
     if not _joining():  # a machine joining another's chief leaves the chief's markers alone
         (project / STOPPED_FILE).unlink(missing_ok=True)  # re-decided by this run's oracle
         (project / CHIEF_DONE_FILE).unlink(missing_ok=True)
