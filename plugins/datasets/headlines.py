@@ -23,8 +23,8 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import io
 import logging
 import sys
 import unicodedata
@@ -98,16 +98,15 @@ def headline_files(folder: Path) -> list[Path]:
 
 def check_headlines(params: HeadlinesParams) -> None:
     """Check before a run: the folder holds Articles*.csv files, each with a 'headline'
-    column (each file is opened once, which reads it for its encoding), and enough
+    column (each file is read once, whole, for its encoding), and enough
     headlines of two words or more (rows are read only until those are found)."""
     needed = _headlines_needed(params)
     found = 0
     for file in headline_files(Path(params.path)):
-        with _open_csv(file) as reader:  # opening checks the header
-            for text in _headlines_in(reader):
-                if found >= needed:
-                    break
-                found += len(tokenize(text)) >= 2
+        for text in _headlines_in(_csv_reader(file)):  # the reader checks the header
+            if found >= needed:
+                break
+            found += len(tokenize(text)) >= 2
     if found < needed:
         _too_few(params, found, needed)
 
@@ -124,32 +123,28 @@ def _too_few(params: HeadlinesParams, found: int, needed: int) -> None:
     )
 
 
-def _encoding(file: Path) -> str:
-    """UTF-8 (Kaggle's), else Windows-1252 with a warning: decoding a Latin-1 file as UTF-8
-    would turn "naïve" into "nave" without a word."""
+def _text(file: Path) -> str:
+    """The file's text: UTF-8 (Kaggle's), else Windows-1252 with a warning, as decoding a
+    Latin-1 file as UTF-8 would turn "naïve" into "nave" without a word. Read once."""
+    data = file.read_bytes()
     try:
-        with open(file, encoding="utf-8-sig") as handle:
-            while handle.read(1 << 20):
-                pass
-        return "utf-8-sig"
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         log.warning("headlines: %s is not UTF-8; read as Windows-1252 (Latin-1)", file)
-        return "cp1252"
+        return data.decode("cp1252", errors="replace")
 
 
-@contextlib.contextmanager
-def _open_csv(file: Path):
+def _csv_reader(file: Path) -> csv.DictReader:
     """A DictReader over ``file``, refused unless it has a 'headline' column."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(file, newline="", encoding=_encoding(file), errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        if "headline" not in (reader.fieldnames or []):
-            columns = ", ".join((reader.fieldnames or [])[:8]) or "none: the file is empty"
-            raise HarnessError(
-                f"headlines: {file} has no 'headline' column (columns: {columns}); "
-                "use the Articles*.csv files of the Kaggle NYT dataset, not the Comments*.csv"
-            )
-        yield reader
+    reader = csv.DictReader(io.StringIO(_text(file), newline=""))
+    if "headline" not in (reader.fieldnames or []):
+        columns = ", ".join((reader.fieldnames or [])[:8]) or "none: the file is empty"
+        raise HarnessError(
+            f"headlines: {file} has no 'headline' column (columns: {columns}); "
+            "use the Articles*.csv files of the Kaggle NYT dataset, not the Comments*.csv"
+        )
+    return reader
 
 
 def _headlines_in(reader):
@@ -162,8 +157,7 @@ def _headlines_in(reader):
 
 def _iter_headlines(files: list[Path]):
     for file in files:
-        with _open_csv(file) as reader:
-            yield from _headlines_in(reader)
+        yield from _headlines_in(_csv_reader(file))
 
 
 def read_headlines(folder: Path) -> list[str]:
