@@ -27,7 +27,6 @@ import types
 import typing
 from collections.abc import Iterator
 
-from mkdocs.structure.files import File
 from pydantic_core import PydanticUndefined
 
 HOOKS_INDEX = "reference/hooks/index.md"
@@ -91,6 +90,8 @@ def on_config(config):
 
 def on_files(files, config):
     """Add the generated pages to the build."""
+    from mkdocs.structure.files import File  # lazy: the test suite imports this file without it
+
     for path, text in reference_pages().items():
         files.append(File.generated(config, path, content=text))
     return files
@@ -209,7 +210,17 @@ def _indented_block(lines: list[str], index: int) -> tuple[list[str], int]:
 
 def _cell(text: str | None) -> str:
     """Text for a Markdown table cell."""
-    return markdown(text or "").replace("\n", " ").replace("|", "\\|")
+    return markdown(_escape_html(text or "")).replace("\n", " ").replace("|", "\\|")
+
+
+def _escape_html(text: str) -> str:
+    """``<`` and ``>`` outside code spans as entities, so that ``<name>-<NAME>`` in a help
+    text shows as written instead of vanishing as an unknown HTML tag."""
+    pieces = re.split(r"(``[^`]+``|`[^`]+`)", text)
+    return "".join(
+        piece if piece.startswith("`") else piece.replace("<", "&lt;").replace(">", "&gt;")
+        for piece in pieces
+    )
 
 
 # --- hooks ------------------------------------------------------------------------------
@@ -493,7 +504,11 @@ def _arguments_table(parser: argparse.ArgumentParser) -> list[str]:
         if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
             continue
         invocation = parser._get_formatter()._format_action_invocation(action)
-        text = action.help or ""
+        if not action.help:
+            raise ValueError(
+                f"{parser.prog} {invocation}: no help text; describe it in harness/cli.py"
+            )
+        text = action.help
         default = action.default
         if default not in (None, False, [], argparse.SUPPRESS) and "default" not in text:
             text += f" (default: {default})"
@@ -527,6 +542,7 @@ def cli_page() -> str:
     for name, command in commands.choices.items():
         command.formatter_class = _formatter
         what = helps.get(name) or ""
+        what = _escape_html(what)
         lines += ["", f"## harness {name}", "", what[:1].upper() + what[1:] + ".", ""]
         lines += ["```text", command.format_usage().strip(), "```", ""]
         lines += _arguments_table(command)

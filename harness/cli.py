@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     validate = sub.add_parser("validate", help="check a study file and print its search space")
-    validate.add_argument("study", type=Path)
+    validate.add_argument("study", type=Path, help="study file (TOML) to check")
     _add_common(validate)
     _add_set(validate)
 

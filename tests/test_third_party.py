@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -85,3 +86,11 @@ def test_example_plugin_is_used_by_a_study(installed_example, tmp_path):
     table = pd.read_csv(tmp_path / "runs" / "iris" / "trials.csv")
     assert len(table) == 2 and (table["state"] == "complete").all()
     assert table["val_accuracy"].between(0, 1).all()
+    card = json.loads((tmp_path / "runs" / "iris" / "best_model.json").read_text())
+    assert card["dataset"]["preprocessing"]["validation_source"] == "train"
+    # A setosa, measured in centimetres as a user would type it: the card's standardize
+    # maps it onto the training scale.
+    done = _harness(installed_example, "predict", str(tmp_path / "runs" / "iris" / "best.keras"),
+                    "5.1,3.5,1.4,0.2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[1].split()[0] == "setosa", done.stdout
