@@ -1,8 +1,8 @@
 """A model card (``best_model.json``, ``MODEL.json``) read as data, never as code.
 
 A card comes from wherever the model came from, so every field ``harness
-predict`` uses is validated here (image size, colour mode, scaling, class
-names, task, standardization) and the image decoder it names is a *name*
+predict`` uses is validated here (image size, colour mode, pixel range, scaling,
+class names, task, standardization) and the image decoder it names is a *name*
 looked up among the installed dataset plugins (``register(..., decoder=fn)``),
 never an import path. Anything else is refused with one line.
 """
@@ -54,6 +54,9 @@ class CardPreprocessing(BaseModel):
     rescale: float | None = None
     scale: float | None = None
     offset: float = 0.0
+    #: The range of the training images' own pixel values, which ``scale``/``rescale``
+    #: applies to (digits: 0..16); ``harness predict`` maps an image file's 0..255 onto it.
+    pixel_range: tuple[float, float] = (0.0, 255.0)
     interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = (
         "bilinear"
     )
@@ -71,6 +74,14 @@ class CardPreprocessing(BaseModel):
     @classmethod
     def _finite_number(cls, value):
         return _finite(value)
+
+    @field_validator("pixel_range")
+    @classmethod
+    def _a_range(cls, value):
+        low, high = (_finite(side) for side in value)
+        if not low < high:
+            raise ValueError(f"must be [low, high] with low < high, got [{low:g}, {high:g}]")
+        return value
 
     @field_validator("decoder")
     @classmethod

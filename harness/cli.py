@@ -6,7 +6,6 @@ import argparse
 import importlib
 import json
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -17,11 +16,21 @@ from harness import __version__
 from harness.backends import check_backend, get_backend
 from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
-from harness.evaluate import chosen_trials, evaluate_trials, test_note
+from harness.evaluate import chosen_trials, evaluate_trials, test_examples, test_note
 from harness.logs import configure_logging
-from harness.orchestrator import RunOptions, apply_options, run_study, workers_started_early
+from harness.orchestrator import (
+    STOPPED_AFTER_THE_END,
+    STOPPED_BETWEEN_TRIALS,
+    STOPPED_TEST_SPLIT,
+    STOPPED_TRIAL,
+    RunOptions,
+    apply_options,
+    run_study,
+    workers_started_early,
+)
 from harness.plugins import load_plugins
 from harness.profiles import profile_names
+from harness.program import command, program
 from harness.quiet import start_tensorflow
 from harness.registry import FAMILIES
 from harness.results import (
@@ -30,11 +39,13 @@ from harness.results import (
     counted_mask,
     finished_counted,
     pandas,
+    read_ensemble,
     read_meta,
     resolve_run_dir,
     write_results,
 )
 from harness.show import study_ended, study_table
+from harness.smoke import smoke_spec
 from harness.study import check_data, load_study
 from harness.study_source import parse_assignment
 from harness.workers import stop_helper_processes
@@ -47,6 +58,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "harness.report",
     "harness.export",
     "harness.predict",
+    "harness.ensemble_command",
 )
 
 EXIT_USER_ERROR = 2
@@ -281,15 +293,35 @@ def cmd_run(args) -> int:
         outcome = run_study(spec, plugins, options, launcher)
     print(summary(outcome, outcome.spec))
     if outcome.interrupted:
-        print(interrupted_notice(args, outcome.spec), file=sys.stderr)
+        print(interrupted_notice(args, outcome.spec, outcome.stopped), file=sys.stderr)
     return outcome.exit_code
 
 
-def interrupted_notice(args, spec) -> str:
-    """What Ctrl-C leaves and the command that resumes. Both built-in backends run the
-    interrupted trial again (Optuna as a new trial, KerasTuner in place) unless
-    ``[study].max_retries = 0``; a backend that says neither (``requeue_interrupted``,
-    ``RERUNS_INTERRUPTED``) does not, so then only ``--retry-failed`` runs it again."""
+def interrupted_notice(args, spec, stopped: str | None = STOPPED_TRIAL) -> str:
+    """What Ctrl-C leaves and the command that resumes; ``stopped`` is what it stopped
+    (``StudyOutcome.stopped``): a trial, the run between trials, the test split's
+    measurement after the trials, or nothing."""
+    if stopped == STOPPED_TEST_SPLIT:
+        return (
+            "stopped while measuring the test split, after every trial had finished: the "
+            "trials are saved, the test split was not measured. Measure it by running the "
+            f"same command again: {resume_command(args)}"
+        )
+    if stopped == STOPPED_AFTER_THE_END:
+        return "stopped after the study had ended: every trial finished, nothing was lost"
+    if stopped == STOPPED_BETWEEN_TRIALS:
+        return (
+            "stopped between trials; finished trials are saved and no trial was interrupted. "
+            f"Resume with: {resume_command(args)}"
+        )
+    return _trial_interrupted_notice(args, spec)
+
+
+def _trial_interrupted_notice(args, spec) -> str:
+    """Both built-in backends run the interrupted trial again (Optuna as a new trial,
+    KerasTuner in place) unless ``[study].max_retries = 0``; a backend that says neither
+    (``requeue_interrupted``, ``RERUNS_INTERRUPTED``) does not, so then only
+    ``--retry-failed`` runs it again."""
     backend = get_backend(spec)
     reruns = hasattr(backend, "requeue_interrupted") or getattr(
         backend, "RERUNS_INTERRUPTED", False
@@ -311,8 +343,9 @@ def interrupted_notice(args, spec) -> str:
 
 
 def resume_command(args) -> str:
-    """The command line that was run, every argument kept and shell-quoted."""
-    return shlex.join(["harness", *args.command_line])
+    """The command line that was run, every argument kept and shell-quoted, with the
+    program as the user started it (:func:`harness.program.program`)."""
+    return command(*args.command_line)
 
 
 def cmd_worker(args) -> int:
@@ -322,7 +355,7 @@ def cmd_worker(args) -> int:
     if join is None:
         raise HarnessError(
             f"the {spec.study.backend!r} backend cannot join a study from another machine "
-            "(it has no join_storage); run the study with harness run"
+            f"(it has no join_storage); run the study with {program()} run"
         )
     return _join_study(args, plugins, spec, join(spec, args.storage, args.oracle))
 
@@ -362,6 +395,7 @@ def summary(outcome, spec) -> str:
         if baseline:
             lines.append(baseline)
         lines.extend(_test_lines(outcome, spec))
+        lines.extend(_ensemble_lines(outcome.run_dir, spec))
     elif not table.empty:
         counted = table[counted_mask(table)]
         failed = counted[counted["state"] == "failed"]
@@ -377,10 +411,11 @@ def summary(outcome, spec) -> str:
                 f"no trial finished: the --timeout of {spec.study.timeout:g} s ended the study "
                 "before one could; give it more time"
             )
-    show = f"harness show {spec.name}"
+    words = ["show", spec.name]
     runs_dir = Path(outcome.run_dir).parent
     if runs_dir.resolve() != Path("runs").resolve():
-        show += f" --runs-dir {shlex.quote(str(runs_dir))}"
+        words += ["--runs-dir", str(runs_dir)]
+    show = command(*words)
     lines.append(f"results: {outcome.run_dir}/trials.csv  ({show})")
     lines.append(f"tensorboard --logdir {outcome.run_dir}/tb")
     return "\n".join(lines)
@@ -410,13 +445,27 @@ def _test_lines(outcome, spec) -> list[str]:
     tested = getattr(outcome, "tested", None)
     if not tested:
         return [NO_TEST_SPLIT] if _no_test_split(outcome.run_dir) else []
+    split = "test split"
+    if getattr(spec, "smoke", False):
+        examples = test_examples(outcome.run_dir)
+        split = f"smoke-sized test split ({examples} examples; not a real figure)"
     lines = []
     for number, metrics in sorted(tested.items()):
-        lines.append(f"test split, trial #{number}: {_figures(metrics)}")
+        lines.append(f"{split}, trial #{number}: {_figures(metrics)}")
     note = test_note(outcome.run_dir) or ""
     if "optimistic" in note:
         lines.append(f"warning: {note}")
     return lines
+
+
+def _ensemble_lines(run_dir, spec) -> list[str]:
+    """The ensemble ``[study].ensemble`` asked for: members, weights and figures."""
+    record = read_ensemble(Path(run_dir)) if spec.study.ensemble else None
+    if record is None:
+        return []
+    from harness.ensemble import summary_lines  # lazy: numpy, only when there is one
+
+    return summary_lines(record)
 
 
 def _hand_picked_line(table, best, spec) -> str | None:
@@ -538,12 +587,31 @@ def _show_text(run_dir, table, args) -> str:
             table = table.drop(columns="retry_of")
     if args.top:
         table = table.head(args.top)
+    table = _with_ensemble_row(table, read_ensemble(run_dir), meta)
     table = _whole_numbers_as_ints(table, [*meta.get("searched", {}), "retry_of"])
     with pandas().option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
     ):
         body = table.to_string(index=False) if not table.empty else "(no trials yet)"
     return f"{header}\n{body}"
+
+
+def _with_ensemble_row(table, record, meta):
+    """The table with the study's ensemble (``harness ensemble``) as a last row of its own:
+    its validation and test figures in the trials' columns, its members as its state."""
+    if record is None or table.empty:
+        return table
+    pd = pandas()
+    members = "+".join(f"#{m['trial']}" for m in record["members"] if m["weight"] > 0)
+    row: dict = {"number": "ensemble", "state": members}
+    for objective in meta.get("objectives", []):
+        row[objective["metric"]] = record["validation"].get(
+            objective["metric"].removeprefix("val_")
+        )
+    for name, value in ((record.get("test") or {}).get("ensemble") or {}).items():
+        if f"test_{name}" in table.columns:
+            row[f"test_{name}"] = value
+    return pd.concat([table.astype({"number": object}), pd.DataFrame([row])], ignore_index=True)
 
 
 def _whole_numbers_as_ints(table, columns):
@@ -574,6 +642,8 @@ def cmd_evaluate(args) -> int:
         )
     plugins = load_plugins(args.plugin)
     spec = load_study(study_file, plugins, meta.get("overrides") or {}, meta.get("profile"))
+    if meta.get("smoke"):  # a --smoke run's test split stays smoke-sized
+        spec = smoke_spec(spec)
     table = study_table(run_dir)
     numbers = chosen_trials(table, meta.get("objectives", []), args.top)
     if not numbers:
@@ -612,6 +682,7 @@ def _lifecycle(plugins):
         "harness_trial_callbacks",
         "harness_trial_end",
         "harness_test_evaluated",
+        "harness_ensemble_built",
         "harness_study_end",
     )
     found: dict[str, list[str]] = {}

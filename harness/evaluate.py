@@ -13,15 +13,18 @@ is still missing, and a trial measured once is not measured again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.context import StudyContext, TrialContext
 from harness.devices import configure_tensorflow
+from harness.ensemble import build_wanted_ensemble, ensemble_wanted
 from harness.errors import HarnessError
 from harness.files import write_text_atomic
 from harness.fit_inputs import train_params
@@ -41,6 +44,7 @@ from harness.results import (
     trial_model_path,
     write_test_results,
 )
+from harness.smoke import SMOKE_NOTE, smoke_test_split
 from harness.study import load_study
 
 if TYPE_CHECKING:
@@ -54,6 +58,8 @@ BIASED_NOTE = (
     "are optimistic, not an unbiased estimate"
 )
 UNBIASED_NOTE = "measured once on the test split, after selection on the validation split"
+#: How long a stopped evaluation process has to end, after SIGINT and after terminate.
+STOP_SECONDS = 5.0
 
 
 def chosen_trials(table: pd.DataFrame, objectives: list[dict[str, str]], top: int = 1):
@@ -132,7 +138,9 @@ def evaluate_trials(spec: Any, plugins: Any, run_dir: Path, numbers: list[int]) 
         model = saved_model_in_memory(run_dir, number)
         if model is None:
             model = keras.models.load_model(model_path, compile=True)
-        batches = dataset.model_batches(dataset.test.batch(train_params(params).batch_size))
+        test = smoke_test_split(dataset.test) if spec.smoke else dataset.test
+        examples = split_size(test, count=spec.smoke)
+        batches = dataset.model_batches(test.batch(train_params(params).batch_size))
         measured = model.evaluate(batches, verbose=0, return_dict=True)
         metrics = {f"test_{name}": float(value) for name, value in measured.items()}
         results[number] = metrics
@@ -143,8 +151,24 @@ def evaluate_trials(spec: Any, plugins: Any, run_dir: Path, numbers: list[int]) 
                 _add_to_card(best_card, metrics)
         plugins.test_evaluated(study, number, metrics)
     if results:
-        write_test_results(run_dir, results, BIASED_NOTE if biased else UNBIASED_NOTE)
+        write_test_results(run_dir, results, _note(spec, biased, examples), examples)
     return results
+
+
+def _note(spec: Any, biased: bool, examples: int | None) -> str:
+    """What ``test.json`` says its figures are: smoke-sized, biased or unbiased."""
+    if spec.smoke:
+        return SMOKE_NOTE.format(examples=examples)
+    return BIASED_NOTE if biased else UNBIASED_NOTE
+
+
+def split_size(split: Any, count: bool = False) -> int | None:
+    """Examples in an unbatched ``tf.data`` split: as tf.data knows it, else counted when
+    ``count`` (a small split), else None."""
+    known = int(split.cardinality())
+    if known >= 0:
+        return known
+    return sum(1 for _ in split) if count else None
 
 
 def _card_trial(path: Path) -> int | None:
@@ -161,20 +185,26 @@ def _add_to_card(path: Path, metrics: dict[str, float]) -> None:
 
 
 def _evaluate_child(study_path: str, options: Any, run_dir: str, numbers: list[int], env):
-    """Entry point of the evaluation process (spawned: the orchestrator never trains)."""
-    os.environ.update(env)
-    configure_logging()
-    log_to_file(Path(run_dir))
-    plugins = load_plugins(options.extra_plugins)
-    spec = apply_options(
-        load_study(study_path, plugins, options.overrides, options.profile), options
-    )
-    start_tensorflow(configure_tensorflow)
+    """Entry point of the evaluation process (spawned: the orchestrator never trains).
+    Ctrl-C ends it quietly: the orchestrator says what was not measured."""
     try:
-        evaluate_trials(spec, plugins, Path(run_dir), numbers)
+        os.environ.update(env)
+        configure_logging()
+        log_to_file(Path(run_dir))
+        plugins = load_plugins(options.extra_plugins)
+        spec = apply_options(
+            load_study(study_path, plugins, options.overrides, options.profile), options
+        )
+        start_tensorflow(configure_tensorflow)
+        if numbers:
+            evaluate_trials(spec, plugins, Path(run_dir), numbers)
+        if ensemble_wanted(spec, Path(run_dir)):
+            build_wanted_ensemble(spec, plugins, Path(run_dir))
     except HarnessError as exc:
         log.warning("test evaluation: %s", exc)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 def testable(run_dir: Path, numbers: list[int]) -> list[int]:
@@ -208,18 +238,38 @@ def evaluate_in_process_or_child(
     dataset has no test split are skipped."""
     wanted = testable(run_dir, numbers)
     numbers = still_to_measure(run_dir, wanted)  # a worker may have measured them already
-    if numbers and options.in_process:
-        evaluate_trials(spec, plugins, run_dir, numbers)
-    elif numbers:
+    ensemble = ensemble_wanted(spec, run_dir)  # [study].ensemble, when not built yet
+    if (numbers or ensemble) and options.in_process:
+        if numbers:
+            evaluate_trials(spec, plugins, run_dir, numbers)
+        if ensemble:
+            build_wanted_ensemble(spec, plugins, run_dir)
+    elif numbers or ensemble:
         process = mp.get_context("spawn").Process(
             target=_evaluate_child,
             args=(str(spec.path), options, str(run_dir), numbers, env),
             name="harness-evaluate",
         )
         process.start()
-        process.join()
+        try:
+            process.join()
+        except KeyboardInterrupt:
+            _stop(process)
+            raise
     tests = read_test_results(run_dir)
     return {n: tests[n] for n in wanted if n in tests}
+
+
+def _stop(process: Any) -> None:
+    """End the evaluation process on Ctrl-C: SIGINT (a SIGTERM sent to ``harness run``
+    alone did not reach it), a few seconds, then terminate."""
+    if process.is_alive() and process.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGINT)
+        process.join(STOP_SECONDS)
+    if process.is_alive():
+        process.terminate()
+    process.join(STOP_SECONDS)
 
 
 def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, budget: int):
@@ -235,7 +285,8 @@ def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, bu
     objectives = [o.model_dump() for o in spec.objectives]
     chosen = testable(run_dir, chosen_trials(build_table(records, objectives), objectives))
     numbers = still_to_measure(run_dir, chosen)
-    if not numbers:
+    ensemble = ensemble_wanted(spec, run_dir)  # [study].ensemble, when not built yet
+    if not numbers and not ensemble:
         return
     lock = run_dir / ".evaluating"
     try:
@@ -243,7 +294,10 @@ def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, bu
     except FileExistsError:
         return
     try:
-        evaluate_trials(spec, plugins, run_dir, numbers)
+        if numbers:
+            evaluate_trials(spec, plugins, run_dir, numbers)
+        if ensemble:
+            build_wanted_ensemble(spec, plugins, run_dir)
     finally:
         os.close(handle)
         lock.unlink(missing_ok=True)
@@ -251,10 +305,21 @@ def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, bu
 
 def test_note(run_dir: Path) -> str | None:
     """What ``test.json`` says about its figures (None when nothing was measured)."""
+    return _test_file(run_dir).get("note")
+
+
+def test_examples(run_dir: Path) -> int | None:
+    """How many test examples ``test.json``'s figures were measured on (None: unknown)."""
+    examples = _test_file(run_dir).get("examples")
+    return examples if isinstance(examples, int) else None
+
+
+def _test_file(run_dir: Path) -> dict[str, Any]:
     path = run_dir / TEST_FILE
     if not path.is_file():
-        return None
+        return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("note")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
-        return None
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -40,8 +40,11 @@ from harness.results import (
     BEST_CARD_FILE,
     BEST_FILE,
     BEST_MODEL_FILE,
+    ENSEMBLE_FILE,
+    ENSEMBLE_MODEL_FILE,
     TABLE_FILE,
     make_folder,
+    read_ensemble,
     read_json_file,
     read_meta,
     read_table_file,
@@ -78,6 +81,11 @@ def add_parser(subparsers, add_common) -> None:
         "--retrain", action="store_true",
         help="with --best-model: retrain the best parameters on training + validation data",
     )
+    parser.add_argument(
+        "--ensemble", action="store_true",
+        help="with --best-model: export the study's ensemble (harness ensemble) instead of "
+        "the best single model",
+    )
     add_common(parser)
     parser.set_defaults(handler=cmd_export)
 
@@ -89,6 +97,13 @@ def cmd_export(args) -> int:
         raise HarnessError("--output is where the table goes: give --format too")
     if args.retrain and args.best_model is None:
         raise HarnessError("--retrain applies to --best-model PATH.keras; give that too")
+    if args.ensemble and args.best_model is None:
+        raise HarnessError("--ensemble applies to --best-model PATH.keras; give that too")
+    if args.ensemble and args.retrain:
+        raise HarnessError(
+            "--ensemble exports the ensemble of the kept models as they were trained; "
+            "--retrain retrains one trial: give one of them"
+        )
     run_dir = resolve_run_dir(args.target, args.runs_dir)
     if args.best_model is not None:
         start_tensorflow()
@@ -100,9 +115,13 @@ def cmd_export(args) -> int:
         print(f"trials: {path}")
     if args.best_model is not None:
         with _naming_the_file(args.best_model, "--best-model"):
-            model_path, card_path = export_best_model(
-                run_dir, args.best_model, retrain=args.retrain, extra_plugins=tuple(args.plugin)
-            )
+            if args.ensemble:
+                model_path, card_path = export_ensemble(run_dir, args.best_model)
+            else:
+                model_path, card_path = export_best_model(
+                    run_dir, args.best_model, retrain=args.retrain,
+                    extra_plugins=tuple(args.plugin),
+                )
         print(f"model: {model_path}")
         print(f"card:  {card_path}")
     return 0
@@ -225,6 +244,30 @@ def export_best_model(
                 file=sys.stderr,
             )
         card = _card(meta, saved_card, best, source=str(source.resolve()), retrained=None)
+    card_path = target.with_suffix(".json")
+    card_path.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+    return target, card_path
+
+
+def export_ensemble(run_dir: Path, destination: Path) -> tuple[Path, Path]:
+    """Copy the study's ensemble (``ensemble.keras``) and write its card; both paths."""
+    meta = read_meta(run_dir)
+    source = run_dir / ENSEMBLE_MODEL_FILE
+    record = read_ensemble(run_dir)
+    if record is None:
+        raise HarnessError(
+            f"{source} does not exist: this study has no ensemble yet; build it with "
+            f"harness ensemble {run_dir}"
+        )
+    saved = read_json_file(run_dir / ENSEMBLE_FILE, "ensemble card")
+    target = model_destination(destination, meta.get("name") or run_dir.name)
+    make_folder(target.parent, "--best-model")
+    with replacing(target) as tmp:
+        shutil.copyfile(source, tmp)
+    card = _card(meta, saved, None, source=str(source.resolve()), retrained=None)
+    card["ensemble"] = record
+    if saved.get("test"):
+        card["test"] = saved["test"]
     card_path = target.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
     return target, card_path

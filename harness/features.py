@@ -7,8 +7,8 @@ images. :class:`FrozenBaseFeatures`, a strategy the trial pipeline consults, run
 once instead (batched), and the
 trial trains ``head`` on the features. Because ``head`` shares its layers with
 the full model, the full base + head model is trained too, and it is what the
-runner evaluates, saves and predicts with. (Not used when ``steps_per_epoch``
-lets training see fewer images than the dataset holds, as ``--smoke`` does.)
+runner evaluates, saves and predicts with. (Not used by ``--smoke``, nor when
+``steps_per_epoch`` lets training see fewer images than the dataset holds.)
 
 Features are kept per process (the most recent few) and, when the base's
 weights are the same in every trial (``extra["feature_key"]``: pretrained or
@@ -202,8 +202,8 @@ class FrozenBaseFeatures:
         """
         import tensorflow as tf  # lazy: imports TensorFlow
 
-        if not applies(built, trial):
-            return None
+        if not applies(built, trial) or trial.study.spec.smoke:
+            return None  # --smoke: two batches cost less than a pass over every split
         if train.steps_per_epoch and dataset.train_size:
             seen = train.steps_per_epoch * train.batch_size * train.epochs
             if seen < dataset.train_size:  # e.g. --smoke: a few batches cost less than all

@@ -542,6 +542,46 @@ def harness_test_evaluated(
 
 
 @hookspec
+def harness_ensemble_built(study: StudyContext, ensemble: dict[str, Any]) -> None:
+    """Called once after an ensemble of the study's kept models was built and measured.
+
+    When it is called:
+
+    By ``harness ensemble STUDY``, and at the end of ``harness run`` when the
+    study sets ``[study].ensemble = K``, in the process that built it (it has
+    TensorFlow), after ``ensemble.keras`` and ``ensemble.json`` were written.
+    An exception raised here is logged and does not change the ensemble; the
+    other plugins' implementations still run.
+
+    Parameters:
+
+    * ``study``: the :class:`harness.context.StudyContext`, as in
+      :func:`harness_study_start`.
+    * ``ensemble``: the record ``ensemble.json`` keeps under ``ensemble``:
+      ``method`` (``greedy`` or ``average``), ``members`` (a list of
+      ``{"trial": number, "weight": w}``, weights summing to 1),
+      ``best_single`` (the best member's trial number), ``validation`` and
+      ``best_single_validation`` (figures by name without ``val_``, such as
+      ``accuracy`` and ``loss``), ``test`` (None without a test split, else
+      ``size``, ``ensemble`` and ``best_single`` figures), and
+      ``disagreement``.
+
+    Trackers record it (the TensorBoard tracker writes it as a session of its
+    own, run ``ensemble``).
+
+    Example::
+
+        import harness
+
+
+        @harness.hookimpl
+        def harness_ensemble_built(study, ensemble):
+            members = [m["trial"] for m in ensemble["members"] if m["weight"] > 0]
+            print(f"{study.spec.name}: ensemble of trials {members}")
+    """
+
+
+@hookspec
 def harness_study_end(study: StudyContext, table: Any) -> None:
     """Called once in the orchestrating process after the last trial, with the
     results table (a pandas DataFrame, one row per trial, best first).

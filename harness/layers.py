@@ -116,10 +116,30 @@ def custom_layers() -> SimpleNamespace:
         def compute_output_shape(self, input_shape):
             return input_shape
 
+    @keras.saving.register_keras_serializable(package="harness")
+    class WeightedAverage(keras.layers.Layer):
+        """The weighted average of several same-shaped outputs (an ensemble's members):
+        ``sum(weights[i] * inputs[i])``, the weights summing to 1."""
+
+        def __init__(self, weights, **kwargs):
+            super().__init__(**kwargs)
+            self.member_weights = [float(w) for w in weights]
+
+        def call(self, inputs):
+            outputs = [keras.ops.cast(x, "float32") for x in inputs]
+            return sum(w * x for w, x in zip(self.member_weights, outputs, strict=True))
+
+        def compute_output_shape(self, input_shape):
+            return input_shape[0]
+
+        def get_config(self):
+            return {**super().get_config(), "weights": self.member_weights}
+
     return SimpleNamespace(
         BackbonePreprocess=BackbonePreprocess,
         TextVocabulary=TextVocabulary,
         SampleCentering=SampleCentering,
+        WeightedAverage=WeightedAverage,
     )
 
 

@@ -25,7 +25,12 @@ from harness.backends import get_backend
 from harness.backends.base import WorkerTask
 from harness.context import StudyContext
 from harness.errors import HarnessError
-from harness.evaluate import chosen_trials, evaluate_in_process_or_child
+from harness.evaluate import (
+    chosen_trials,
+    evaluate_in_process_or_child,
+    still_to_measure,
+    testable,
+)
 from harness.logs import log_to_file
 from harness.options import RunOptions, apply_options
 from harness.plugins import HarnessPlugins
@@ -44,6 +49,7 @@ from harness.results import (
     make_folder,
     read_meta,
     read_table_file,
+    read_test_results,
     resolve_storage,
     stored_storage,
     write_meta,
@@ -73,6 +79,12 @@ EXIT_ALL_FAILED = 1
 EXIT_INTERRUPTED = 130
 #: The reason an interrupted trial records (and re-runs under).
 INTERRUPTED_BY_USER = "interrupted by the user"
+#: What a Ctrl-C stopped (``StudyOutcome.stopped``): a running trial, the run between two
+#: trials, the test split's measurement after every trial had finished, or nothing left.
+STOPPED_TRIAL = "trial"
+STOPPED_BETWEEN_TRIALS = "between trials"
+STOPPED_TEST_SPLIT = "test split"
+STOPPED_AFTER_THE_END = "after the end"
 
 #: How often the supervisor reads the storage for progress while no worker exits.
 POLL_SECONDS = 0.5
@@ -96,6 +108,8 @@ class StudyOutcome:
     spec: StudySpec
     interrupted: bool = False
     tested: dict[int, dict[str, float]] = field(default_factory=dict)
+    #: What a Ctrl-C stopped (one of the ``STOPPED_*`` values), None when not interrupted.
+    stopped: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -127,6 +141,7 @@ def study_meta(
         **study_definition(spec),  # components, literals, searched
         "overrides": dict(overrides or {}),
         "profile": spec.profile,
+        "smoke": spec.smoke,  # harness evaluate measures a smoke-sized test split too
     }
 
 
@@ -227,6 +242,7 @@ def _run_prepared(
     deadline = time.time() + spec.study.timeout if spec.study.timeout else None
     feed = TrialFeed(spec, run_dir, show_progress=options.show_progress, log_path=log_path)
     feed.prime(records)
+    started_with = records
     interrupted = False
     tested: dict[int, dict[str, float]] = {}
     try:
@@ -255,13 +271,56 @@ def _run_prepared(
         feed.close()
         table = _write_table(spec, records, run_dir)
     if not interrupted:
-        numbers = chosen_trials(table, [o.model_dump() for o in spec.objectives])
-        env = _evaluation_env(options)
-        tested = evaluate_in_process_or_child(spec, plugins, options, run_dir, numbers, env)
-        if tested:
+        try:
+            tested = evaluate_in_process_or_child(
+                spec, plugins, options, run_dir, _chosen(spec, table), _evaluation_env(options)
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+        if tested or interrupted:
             table = _write_table(spec, backend.records(spec, storage), run_dir)
+    stopped = None
+    if interrupted:
+        records = backend.records(spec, storage)
+        stopped = _what_was_stopped(spec, started_with, records, run_dir, table)
+        if stopped in (STOPPED_TEST_SPLIT, STOPPED_AFTER_THE_END):
+            tested = _measured(run_dir, _chosen(spec, table))
     plugins.study_end(context, table)
-    return StudyOutcome(run_dir, table, spec, interrupted, tested)
+    return StudyOutcome(run_dir, table, spec, interrupted, tested, stopped)
+
+
+def _chosen(spec: StudySpec, table: Any) -> list[int]:
+    """The trials the test split measures (see ``harness.evaluate.chosen_trials``)."""
+    return chosen_trials(table, [o.model_dump() for o in spec.objectives])
+
+
+def _measured(run_dir: Path, numbers: list[int]) -> dict[int, dict[str, float]]:
+    """The test figures ``test.json`` holds for ``numbers``."""
+    tests = read_test_results(run_dir)
+    return {n: tests[n] for n in numbers if n in tests}
+
+
+def _what_was_stopped(
+    spec: StudySpec, started_with: list, records: list, run_dir: Path, table: Any
+) -> str:
+    """What a Ctrl-C stopped: a trial (one is newly marked interrupted), the run between
+    trials (the budget is not met), the test split's measurement (the budget is met and a
+    chosen trial is not measured yet), or nothing (it came after the end)."""
+    earlier = {r.number for r in started_with if _interrupted(r)}
+    if any(_interrupted(r) and r.number not in earlier for r in records):
+        return STOPPED_TRIAL
+    done = sum(1 for r in records if r.state in FINISHED_STATES and r.counted)
+    if done < spec.study.trials:
+        return STOPPED_BETWEEN_TRIALS
+    if still_to_measure(run_dir, testable(run_dir, _chosen(spec, table))):
+        return STOPPED_TEST_SPLIT
+    return STOPPED_AFTER_THE_END
+
+
+def _interrupted(record: Any) -> bool:
+    return record.state == "failed" and str(record.fail_reason or "").startswith(
+        INTERRUPTED_BY_USER
+    )
 
 
 def _previous_definition(

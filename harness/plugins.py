@@ -115,6 +115,11 @@ class HarnessPlugins:
                 study=study, trial_number=trial_number, metrics=metrics
             )
 
+    def ensemble_built(self, study: Any, ensemble: dict[str, Any]) -> None:
+        """Fire ``harness_ensemble_built``; a tracker's failure never changes the ensemble."""
+        with _logged_failure("harness_ensemble_built"):
+            self.pm.hook.harness_ensemble_built(study=study, ensemble=ensemble)
+
     def trial_end(self, trial: Any, result: Any) -> None:
         """Fire ``harness_trial_end``; a tracker's failure never changes the trial's outcome."""
         with _logged_failure("harness_trial_end"):
@@ -123,7 +128,7 @@ class HarnessPlugins:
 
 #: Hooks whose implementations are isolated from each other: one that raises is logged and
 #: skipped, the others still run (each implementation is wrapped when its plugin registers).
-ISOLATED_HOOKS = ("harness_trial_end", "harness_test_evaluated")
+ISOLATED_HOOKS = ("harness_trial_end", "harness_test_evaluated", "harness_ensemble_built")
 
 
 @contextlib.contextmanager

@@ -37,6 +37,7 @@ from harness.download import DEFAULT_TIMEOUT_S, keras_models_dir, offline
 from harness.errors import HarnessError
 from harness.layers import register
 from harness.plugins import load_plugins
+from harness.program import program
 from harness.quiet import start_tensorflow
 from harness.results import BEST_CARD_FILE, BEST_MODEL_FILE
 from harness.textgen import generate, vocabulary_layer
@@ -113,8 +114,8 @@ def run(args) -> int:
         return predict_pretrained(args.pretrained, [Path(p) for p in args.paths], args)
     if not args.paths:
         raise HarnessError(
-            "give a model file: harness predict MODEL INPUT... "
-            "(or harness predict --pretrained vgg16 IMAGE...)"
+            f"give a model file: {program()} predict MODEL INPUT... "
+            f"(or {program()} predict --pretrained vgg16 IMAGE...)"
         )
 
     plugins = load_plugins(args.plugin)  # Keras layers their models use, image decoders
@@ -255,8 +256,17 @@ def load_image(
             f"{path}: decoded to {array.shape} but the model takes {tuple(input_shape[1:])}; "
             "check the model card's image_size and color_mode"
         )
+    return scaled_like_training(array, pre)
+
+
+def scaled_like_training(array: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """An image file's 8-bit pixels (0..255) mapped onto the training images' own
+    ``pixel_range`` (digits: 0..16), then scaled as they were (``rescale`` or ``scale``,
+    then ``offset``)."""
+    low, high = (float(v) for v in pre.get("pixel_range", (0.0, 255.0)))
+    pixels = low + array.astype("float32") * ((high - low) / 255.0)
     rescale = pre.get("rescale", pre.get("scale", 1 / 255))
-    return array.astype("float32") * float(rescale) + float(pre.get("offset", 0.0))
+    return (pixels * float(rescale) + float(pre.get("offset", 0.0))).astype("float32")
 
 
 def parse_numbers(text: str, width: int | None) -> np.ndarray:
@@ -385,7 +395,7 @@ def _imagenet_names(module, predictions: np.ndarray, top: int) -> list[list[tupl
 def predict_pretrained(name: str, images: list[Path], args) -> int:
     """Classify ``images`` with an ImageNet model: top classes and the doggy-door verdict."""
     if not images:
-        raise HarnessError(f"give image files: harness predict --pretrained {name} IMAGE...")
+        raise HarnessError(f"give image files: {program()} predict --pretrained {name} IMAGE...")
     for path in images:
         check_image_path(path)
     _, module_name, side, _ = PRETRAINED[name]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.files import replacing, write_text_atomic
+from harness.program import command
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +26,9 @@ HISTORIES_FILE = "histories.json"
 TEST_FILE = "test.json"
 #: Saved models of the best few trials (``[study].keep_models``) or the Pareto front.
 MODELS_DIR = "models"
+#: The ensemble of the kept models (``harness ensemble``) and its card with its record.
+ENSEMBLE_MODEL_FILE = "ensemble.keras"
+ENSEMBLE_FILE = "ensemble.json"
 
 
 @dataclass
@@ -57,13 +61,17 @@ def pandas():
 
 def build_table(records: list[TrialRecord], objectives: list[dict[str, str]]) -> pd.DataFrame:
     """One row per trial, best first: number, state, objective value(s), parameters, metrics,
-    duration, worker, device, fail reason."""
+    duration, worker, device, fail reason.
+
+    A trial that did not complete (pruned, failed, interrupted) shows its last epoch's
+    value of each objective, the figure TensorBoard shows as ``final/<metric>``."""
     metric_names = [o["metric"] for o in objectives]
     rows = []
     for record in records:
         row: dict[str, Any] = {"number": record.number, "state": record.state}
         for name in metric_names:
-            row[name] = record.values.get(name)
+            value = record.values.get(name)
+            row[name] = record.metrics.get(name) if value is None else value
         row.update(record.params)
         for key, value in record.metrics.items():
             if key not in metric_names:
@@ -196,18 +204,21 @@ def read_test_results(run_dir: Path) -> dict[int, dict[str, float]]:
     except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
         raise HarnessError(
             f"{path}: not a test-results file written by harness; delete it and run "
-            "`harness evaluate STUDY` to measure the test split again"
+            f"`{command('evaluate', 'STUDY')}` to measure the test split again"
         )
 
 
-def write_test_results(run_dir: Path, results: dict[int, dict[str, float]], note: str) -> None:
-    """Add ``results`` to ``test.json`` (``note`` says what the test split is)."""
+def write_test_results(
+    run_dir: Path, results: dict[int, dict[str, float]], note: str, examples: int | None = None
+) -> None:
+    """Add ``results`` to ``test.json`` (``note`` says what the test split is, ``examples``
+    how many examples it held, when known)."""
     merged = read_test_results(run_dir)
     merged.update(results)
-    payload = {
-        "note": note,
-        "trials": {str(n): metrics for n, metrics in sorted(merged.items())},
-    }
+    payload: dict[str, Any] = {"note": note}
+    if examples is not None:
+        payload["examples"] = examples
+    payload["trials"] = {str(n): metrics for n, metrics in sorted(merged.items())}
     write_text_atomic(run_dir / TEST_FILE, json.dumps(payload, indent=2) + "\n")
 
 
@@ -264,7 +275,7 @@ def read_json_file(path: Path, what: str, expect: type = dict) -> Any:
         reason = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
         raise HarnessError(
             f"{path}: cannot read the {what} ({reason}); it is damaged. Restore it, or run "
-            "the study again with `harness run` (the storage rewrites it)"
+            f"the study again with `{command('run')}` (the storage rewrites it)"
         ) from None
     if not isinstance(data, expect):
         raise HarnessError(f"{path}: not a {what} written by harness; restore it")
@@ -293,7 +304,7 @@ def resolve_run_dir(target: str, runs_dir: Path) -> Path:
             return candidate
     raise HarnessError(
         f"no study results for {target!r} (looked in {' and '.join(map(str, candidates))}); "
-        f"run `harness run STUDY.toml` first or pass --runs-dir"
+        f"run `{command('run', 'STUDY.toml')}` first or pass --runs-dir"
     )
 
 
@@ -428,3 +439,16 @@ def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:
     card = json.dumps(model_card(trial, result), indent=2, default=str) + "\n"
     write_text_atomic(run_dir / BEST_CARD_FILE, card)
     return path
+
+
+def read_ensemble(run_dir: Path) -> dict[str, Any] | None:
+    """The record of the study's ensemble (``ensemble.json``'s ``ensemble`` section), or
+    None when it has none (or its model file is gone)."""
+    if not (run_dir / ENSEMBLE_MODEL_FILE).is_file():
+        return None
+    try:
+        card = json.loads((run_dir / ENSEMBLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    record = card.get("ensemble") if isinstance(card, dict) else None
+    return record if isinstance(record, dict) else None

@@ -35,10 +35,10 @@ def _optuna_records(run_dir: Path, meta: dict[str, Any]) -> list | None:
         return None
     import optuna  # lazy: keeps optuna out of harness --help (harness.cli imports this module)
 
-    from harness.backends.optuna import make_storage, trial_records  # lazy: imports optuna
+    from harness.backends.optuna import read_storage, trial_records  # lazy: imports optuna
 
     try:
-        study = optuna.load_study(study_name=meta["name"], storage=make_storage(storage))
+        study = optuna.load_study(study_name=meta["name"], storage=read_storage(storage))
     except (KeyError, ValueError, HarnessError):
         return None
     spec = SimpleNamespace(

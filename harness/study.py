@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import HarnessError, StudyFileError
 from harness.profiles import profile_assignments
@@ -113,6 +113,13 @@ class StudySection(_Strict):
         description="keep the models of this many best trials (harness evaluate --top K); "
         "a multi-objective study keeps its Pareto front's",
     )
+    ensemble: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="after the run, combine this many of the kept models into one "
+        "(runs/<study>/ensemble.keras; as harness ensemble --size K); 0: no ensemble",
+    )
     max_retries: int = Field(
         1,
         ge=0,
@@ -127,6 +134,17 @@ class StudySection(_Strict):
     max_worker_memory_mb: float | None = Field(
         None, gt=0, description="restart a worker process once its memory exceeds this"
     )
+
+    @model_validator(mode="after")
+    def _ensemble_of_kept_models(self):
+        if self.ensemble == 1:
+            raise ValueError("ensemble: 1 model is the best model itself; give 2 or more, or 0")
+        if self.ensemble > self.keep_models:
+            raise ValueError(
+                f"ensemble: {self.ensemble} models, but keep_models = {self.keep_models} keeps "
+                f"only that many; raise keep_models to at least {self.ensemble}"
+            )
+        return self
 
     @field_validator("backend")
     @classmethod
@@ -233,6 +251,8 @@ class StudySpec:
     backend_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The ``[profiles.NAME]`` applied (``--profile``), if any.
     profile: str | None = None
+    #: A ``--smoke`` run (:mod:`harness.smoke`): every split it touches is a few examples.
+    smoke: bool = False
 
     @property
     def name(self) -> str:
@@ -495,6 +515,11 @@ def parse_study(raw: dict[str, Any], plugins: HarnessPlugins, path: Path) -> Stu
         for n, t in _table(raw, "callbacks").items()
     ]
     _check_metrics_against_tasks(dataset.component, objectives, callbacks)
+    if study.ensemble and len(objectives) > 1:
+        raise StudyFileError(
+            f"[study].ensemble = {study.ensemble}: an ensemble needs one objective to weigh its "
+            f"models on, and this study has {len(objectives)}; set ensemble = 0"
+        )
     space = SearchSpace(order_by_dependency(searched, literals), literals)
     enqueue = _enqueue(raw.get("enqueue", []), space)
     spec = StudySpec(

@@ -30,7 +30,19 @@ from harness.study import EXTRA_METRICS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NullReporter", "Reporter", "StudyAborted", "release_trial_memory", "run_trial"]
+__all__ = [
+    "INTERRUPTED_RESULT",
+    "NullReporter",
+    "Reporter",
+    "StudyAborted",
+    "release_trial_memory",
+    "run_trial",
+]
+
+#: ``TrialContext.extra`` key of the result of a trial that Ctrl-C stopped: ``run_trial``
+#: raises KeyboardInterrupt then, so the backend finds here the last epoch's metrics that
+#: the trackers were given, and records the same figures.
+INTERRUPTED_RESULT = "harness.interrupted_result"
 
 
 class Reporter(Protocol):
@@ -117,7 +129,8 @@ def run_trial(
     """Run one trial end to end and return how it ended (see the module docstring).
 
     A pruned or failed trial's result still carries every epoch it ran
-    (``history``) and its last epoch's values (``metrics``).
+    (``history``) and its last epoch's values (``metrics``); so does the result of a
+    trial Ctrl-C stopped, left in ``trial.extra[INTERRUPTED_RESULT]``.
     """
     reporter = reporter or NullReporter()
     spec = trial.study.spec
@@ -171,6 +184,7 @@ def run_trial(
     except KeyboardInterrupt:
         result = _stopped("failed", history, "interrupted by the user")
         _finish(trial, plugins, result, started, tracker_callbacks)
+        trial.extra[INTERRUPTED_RESULT] = result
         raise
     except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
         log.debug("trial %s failed", trial.number, exc_info=True)

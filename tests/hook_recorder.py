@@ -306,6 +306,17 @@ def harness_test_evaluated(study, trial_number, metrics):
 
 
 @harness.hookimpl
+def harness_ensemble_built(study, ensemble):
+    record(
+        "harness_ensemble_built",
+        context_type=type(study).__name__,
+        name=study.name,
+        run_dir=str(study.run_dir),
+        ensemble=ensemble,
+    )
+
+
+@harness.hookimpl
 def harness_study_end(study, table):
     record(
         "harness_study_end",

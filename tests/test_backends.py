@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from harness.backends import base
+from harness.backends import base, keep
 from harness.errors import PluginError
 
 
@@ -42,13 +42,34 @@ def test_an_entry_point_backend_is_found_and_checked(monkeypatch):
         base.load_backend("nope")
 
 
+def _spec(direction: str, keep: int = 3, objectives: int = 1):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        objectives=[SimpleNamespace(direction=direction)] * objectives,
+        multi_objective=objectives > 1,
+        study=SimpleNamespace(keep_models=keep),
+    )
+
+
 @pytest.mark.parametrize(
-    ("value", "others", "direction", "expected"),
-    [(0.9, [], "maximize", True), (0.9, [0.8, 0.95], "maximize", False),
-     (0.1, [0.2, 0.3], "minimize", True), (0.2, [0.2], "minimize", False)],
+    ("number", "done", "direction", "expected"),
+    [(0, {0: [0.9]}, "maximize", True), (2, {0: [0.8], 1: [0.95], 2: [0.9]}, "maximize", False),
+     (2, {0: [0.2], 1: [0.3], 2: [0.1]}, "minimize", True),
+     (3, {1: [0.2], 3: [0.2]}, "minimize", False), (1, {1: [0.2], 3: [0.2]}, "minimize", True)],
 )
-def test_better_follows_the_direction(value, others, direction, expected):
-    assert base.better(value, others, direction) is expected
+def test_best_follows_the_direction_and_a_tie_goes_to_the_lower_number(
+    number, done, direction, expected
+):
+    assert keep.is_best(done, _spec(direction), number) is expected
+
+
+def test_kept_models_are_the_best_few_with_ties_to_the_lower_number():
+    done = {0: [0.5], 1: [0.9], 2: [0.7], 3: [0.9], 4: [0.7]}
+    assert keep.models_to_keep(done, _spec("maximize", keep=3)) == {1, 3, 2}
+    assert keep.models_to_keep(done, _spec("minimize", keep=2)) == {0, 2}
+    front = {0: [0.9, 5.0], 1: [0.8, 10.0], 2: [0.7, 4.0]}
+    assert keep.models_to_keep(front, _spec("maximize", objectives=2)) == {0, 1}
 
 
 def _worker_study(write_study, backend_table: str = "") -> str:
@@ -95,3 +116,58 @@ def test_a_backend_without_join_storage_is_refused_by_harness_worker(
     assert cli.main(["worker", _worker_study(write_study), "--storage", "sqlite:///x.db"]) == 2
     err = capsys.readouterr().err
     assert "cannot join a study from another machine" in err and "harness run" in err
+
+
+
+def _named_study(write_study, plugins, objective: str):
+    from harness.study import load_study
+
+    text = f"""
+        [study]
+        name = "named"
+        objective = {objective}
+        [dataset]
+        name = "digits"
+        [model]
+        name = "dense"
+    """
+    return load_study(write_study(text), plugins)
+
+
+def _metric_names(url: str) -> list[str] | None:
+    import optuna
+
+    from harness.backends.optuna import make_storage
+
+    return optuna.load_study(study_name="named", storage=make_storage(url)).metric_names
+
+
+@pytest.mark.parametrize(
+    ("objective", "names"),
+    [
+        ('"val_accuracy"', ["val_accuracy"]),
+        ('["val_accuracy", "params"]', ["val_accuracy", "params"]),
+    ],
+)
+def test_optuna_names_the_studys_objectives(tmp_path, write_study, plugins, objective, names):
+    """optuna-dashboard labels an unnamed objective "Objective 0": name each after its metric,
+    also in a study an older version created unnamed (named when it resumes or is joined)."""
+    import optuna
+
+    from harness.backends import optuna as backend
+
+    spec = _named_study(write_study, plugins, objective)
+    run_dir = tmp_path / "runs" / "named"
+    assert _metric_names(backend.prepare(spec, run_dir)) == names
+
+    older = tmp_path / "older.journal"  # created without names, as before
+    directions = [o.direction for o in spec.objectives]
+    storage = backend.make_storage(str(older))
+    optuna.create_study(study_name="named", storage=storage, directions=directions)
+    assert _metric_names(str(older)) is None
+    backend.prepare(spec, run_dir, storage_override=str(older))  # resumed
+    assert _metric_names(str(older)) == names
+    size = older.stat().st_size
+    joined = backend.open_study(spec, backend.make_storage(str(older)))  # a worker's open
+    assert joined.metric_names == names
+    assert older.stat().st_size == size, "named once, not again on every open"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -530,3 +533,158 @@ def test_exporting_a_study_with_no_complete_trial_does_not_offer_retrain(tmp_pat
     err = capsys.readouterr().err
     assert "(no trial completed yet); run the study until a trial completes" in err
     assert "--retrain" not in err
+
+
+# -- refused commands change nothing: the CLI as the user runs it -----------------------
+
+
+def _harness(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``harness ARGS`` as a subprocess in ``cwd`` (workers start early, so this process
+    never imports TensorFlow for a refusal)."""
+    env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def _files(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``folder``, by relative path."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes() if path.is_file() else None
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def _assert_refused(done: subprocess.CompletedProcess, *named: str) -> None:
+    """Exit code 2 and one ``error:`` line naming each of ``named``."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and all(n in lines[0] for n in named), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("storage", "named"),
+    [
+        ("sqlite:///missing/dir/x.db", ["the folder missing/dir does not exist", "mkdir -p"]),
+        ("sqlite:///a_folder", ["is a directory", "a_folder/study.db"]),
+        ("sqlite://", ["in-memory SQLite", "sqlite:///study.db"]),
+        ("a_folder", ["is a directory", "a_folder/study.journal"]),
+        ("new_folder/", ["names a folder", "new_folder/study.journal"]),
+        ("a_file/x.journal", ["a_file is a file, not a folder"]),
+        ("notes.txt", ["notes.txt: not an Optuna journal", "give another --storage"]),
+        ("/dev/null", ["not a regular file"]),
+    ],
+)
+def test_a_storage_that_cannot_hold_the_study_is_refused_and_nothing_changes(
+    tmp_path, storage, named
+):
+    """Before: the journal mended (cut) a text file it was given, an SQLite URL named
+    the driver's "unable to open database file", an in-memory database raised a traceback."""
+    (tmp_path / "s.toml").write_text(tomli_w.dumps(BASE))
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "notes.txt").write_text("not a journal\nits last line has no newline")
+    before = _files(tmp_path)
+    done = _harness(tmp_path, "run", "s.toml", "--storage", storage, "--no-progress")
+    _assert_refused(done, *named)
+    assert _files(tmp_path) == before
+
+
+def test_a_storage_a_refused_run_created_is_removed(tmp_path):
+    """The sampler is refused once the study is being created: its new journal and the
+    folder made for it go again."""
+    (tmp_path / "s.toml").write_text(tomli_w.dumps(BASE))
+    before = _files(tmp_path)
+    done = _harness(
+        tmp_path, "run", "s.toml", "--storage", "new/study.journal", "--set",
+        "optuna.sampler='gp'", "--no-progress",
+    )
+    if "needs PyTorch" not in done.stderr:
+        pytest.skip("PyTorch is installed: the gp sampler is not refused")
+    _assert_refused(done, "needs PyTorch")
+    assert _files(tmp_path) == before
+
+
+def _cut_study(tmp_path: Path) -> Path:
+    """A run directory whose study has one complete trial and a journal whose last record
+    was cut off mid-write (as a process killed while appending leaves it)."""
+    import optuna
+
+    from harness.backends.optuna import make_storage, prepare
+    from harness.orchestrator import study_meta
+    from harness.results import write_meta
+    from harness.study import load_study
+
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(BASE))
+    run_dir = tmp_path / "runs" / "hostile"
+    run_dir.mkdir(parents=True)
+    spec = load_study(path, harness.plugins.load_plugins())
+    url = prepare(spec, run_dir)
+    write_meta(run_dir, study_meta(spec, url, run_dir=run_dir))
+    study = optuna.load_study(study_name="hostile", storage=make_storage(url))
+    study.tell(study.ask(), 0.5)
+    (run_dir / "trials.csv").write_text("number,state,val_accuracy\n0,complete,0.5\n")
+    journal = run_dir / "optuna.journal"
+    last = journal.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    with open(journal, "ab") as f:
+        f.write(last[: len(last) // 2])
+    return journal
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["run", "s.toml", "--set", "train.epochs=3", "--no-progress"],
+         ["train.epochs = 2 there, 3 now"]),
+        (["run", "other.toml", "--no-progress"], ["directions ['maximize']", "['minimize']"]),
+        (["show", "hostile"], None),
+        (["report", "hostile"], None),
+    ],
+    ids=["refused-resume", "refused-directions", "show", "report"],
+)
+def test_reading_or_refusing_never_mends_a_cut_journal(tmp_path, monkeypatch, command, named):
+    """Only a run that goes ahead mends a journal: a read-only command reads past the cut
+    record, a refused resume refuses before touching it (before: both moved it aside)."""
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    _cut_study(tmp_path)
+    other = copy.deepcopy(BASE)
+    other["study"]["direction"] = "minimize"
+    (tmp_path / "other.toml").write_text(tomli_w.dumps(other))
+    before = _files(tmp_path)
+    done = _harness(tmp_path, *command, "--runs-dir", "runs")
+    if named is None:
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+    else:
+        _assert_refused(done, *named)
+    if command[0] == "show":
+        assert "1 of 3 trials finished" in done.stdout
+    after = _files(tmp_path)
+    if command[0] == "report":  # what it writes: the report, nothing else
+        assert done.stdout.startswith("report: ") and "runs/hostile/report/index.html" in after
+        after = {name: data for name, data in after.items() if "/report" not in name}
+    assert after == before
+
+
+@pytest.mark.parametrize("backend", ["optuna", "kerastuner"])
+def test_a_class_folder_of_corrupt_images_is_refused_before_anything_is_written(
+    tmp_path, backend
+):
+    """Before: found when the first trial decoded the images, after the run folder, its
+    journal and its cache were written."""
+    from PIL import Image
+
+    for index in range(3):
+        (tmp_path / "pets" / "cats").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / "pets" / "cats" / f"{index}.png")
+    (tmp_path / "pets" / "dogs").mkdir()
+    (tmp_path / "pets" / "dogs" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (tmp_path / "pets" / "dogs" / "b.png").write_bytes(b"\x89PNG garbage")
+    study = copy.deepcopy(BASE)
+    study["dataset"] = {"name": "image_folder", "path": "pets", "image_size": 8}
+    (tmp_path / "s.toml").write_text(tomli_w.dumps(study))
+    before = _files(tmp_path)
+    done = _harness(tmp_path, "run", "s.toml", "--backend", backend, "--no-progress")
+    _assert_refused(done, "class folder pets/dogs has no readable images")
+    assert _files(tmp_path) == before

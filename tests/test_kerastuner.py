@@ -111,6 +111,11 @@ def test_same_study_with_both_backends_gives_the_same_table(
         card = json.loads((outcome.run_dir / "best_model.json").read_text())
         assert card["trial"] == best["trial"]
         assert (outcome.run_dir / "best.keras").is_file()
+        kept = sorted(p.name for p in (outcome.run_dir / "models").glob("trial-*.keras"))
+        assert kept == [f"trial-{n:04d}.keras" for n in range(3)]  # keep_models = 3
+        cards = [json.loads((outcome.run_dir / "models" / f"trial-{n:04d}.json").read_text())
+                 for n in range(3)]
+        assert [card["trial"] for card in cards] == [0, 1, 2]
         for number in range(3):
             assert (outcome.run_dir / "tb" / f"trial-{number:04d}" / "train").is_dir()
     assert list(tables["optuna"].columns) == list(tables["kt"].columns)
@@ -128,6 +133,7 @@ def test_same_study_with_both_backends_gives_the_same_table(
     assert lines[0] == "study kt: 3 of 3 trials finished (3 complete)"
     assert lines[1].split()[:3] == ["number", "state", "val_accuracy"]
     assert len(lines) == 5
+
 
 
 def test_hyperband_trains_trials_at_increasing_epoch_budgets(write_study, run_study_in_process):

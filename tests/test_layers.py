@@ -17,6 +17,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "errors", "data", "space", "study", "profiles", "registry", "context", "files", "results",
         "download", "quiet", "logs", "devices", "options", "smoke", "card", "models",
         "layers", "textgen", "_images", "resume", "run_marker", "validation", "study_source",
+        "program",
+        "ensemble_selection",
     ),
     1: ("harness", "hookspecs", "plugins"),  # the plugin manager and every hook
     2: ("fit_inputs", "features", "pipeline", "trial"),  # the trial runner
@@ -24,12 +26,12 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "backends", "backends.base", "backends.optuna", "backends.kerastuner",
         "backends.kerastuner.config", "backends.kerastuner.space", "backends.kerastuner.store",
         "backends.kerastuner.distributed", "backends.kerastuner.tuner", "backends.journal",
-        "backends.optuna_config", "backends.optuna_storage",
+        "backends.optuna_config", "backends.optuna_storage", "backends.keep",
     ),
-    4: ("evaluate", "workers", "orchestrator", "progress"),  # processes and supervision
+    4: ("evaluate", "workers", "orchestrator", "progress", "ensemble"),  # processes, supervision
     5: (  # commands: read results, never train logic of their own
         "cli", "__main__", "show", "export", "predict", "serve", "report", "report.data",
-        "report.diagnosis", "report.plots", "report.html",
+        "report.diagnosis", "report.plots", "report.html", "ensemble_command",
     ),
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}

@@ -51,6 +51,7 @@ LIFECYCLE_HOOKS = (
     "harness_trial_callbacks",
     "harness_trial_end",
     "harness_test_evaluated",
+    "harness_ensemble_built",
     "harness_study_end",
 )
 CLASS_NAMES = ["red", "green", "blue"]
@@ -97,6 +98,7 @@ STUDY = """
 name = "hooks"
 trials = 3
 seed = 7
+ensemble = 2
 
 [optuna]
 sampler = "random"
@@ -191,6 +193,10 @@ def _run_everything(root: Path) -> None:
         "plugins": _harness(root, "plugins-events.jsonl", "plugins", "--plugin", str(RECORDER)),
         "run": _harness(root, "events.jsonl", *run),
         "resume": _harness(root, "resume-events.jsonl", *run),
+        "ensemble": _harness(
+            root, "ensemble-events.jsonl", "ensemble", "hooks", "--runs-dir", str(root / "runs"),
+            "--plugin", str(RECORDER), "--plugin", str(root / "hook_raiser.py"),
+        ),
     }
     (root / "cli.json").write_text(json.dumps(done), encoding="utf-8")
 
@@ -591,6 +597,26 @@ def test_hook_harness_study_end(hook_run):
     assert again["numbers"] == end["numbers"] and again["states"] == end["states"]
 
 
+def test_hook_harness_ensemble_built(hook_run):
+    """``harness ensemble hooks``: called once, in that process, with the record that
+    ``ensemble.json`` keeps, after the files were written."""
+    events = _events(hook_run.root / "ensemble-events.jsonl")
+    (built,) = [e for e in events if e["hook"] == "harness_ensemble_built"]
+    assert built["pid"] == hook_run.cli["ensemble"]["pid"] and built["tensorflow_imported"]
+    assert built["context_type"] == "StudyContext" and built["name"] == "hooks"
+    record = built["ensemble"]
+    card = json.loads((hook_run.run_dir / "ensemble.json").read_text(encoding="utf-8"))
+    assert record == card["ensemble"]
+    assert sorted(m["trial"] for m in record["members"]) == [0, 1]  # #2 failed: no model
+    assert record["best_single"] == hook_run.best
+    assert set(record["test"]["ensemble"]) == {"accuracy", "loss"}
+    # At the end of the run ([study].ensemble = 2), in the worker that measured the test
+    # split, after it did: the same members.
+    (at_end,) = hook_run.calls("harness_ensemble_built")
+    assert at_end["ensemble"]["members"] == record["members"]
+    assert hook_run.index("harness_test_evaluated") < hook_run.index("harness_ensemble_built")
+
+
 # --- the golden order --------------------------------------------------------------------
 
 
@@ -625,6 +651,7 @@ def test_lifecycle_order_golden(hook_run):
         ("worker", "component:build_model", 2),
         ("worker", "harness_trial_end", 2),
         ("worker", "harness_test_evaluated", best),
+        ("worker", "harness_ensemble_built", None),
         ("main", "harness_study_end", None),
     ]
     # Every hook of the spec is in the golden list: a new hook needs a place in it.

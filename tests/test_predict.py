@@ -128,6 +128,39 @@ def test_exported_card_next_to_a_copied_model_is_found(binary_run, tmp_path, cap
     assert "dogs" in capsys.readouterr().out
 
 
+def test_digits_png_files_are_mapped_onto_the_range_the_model_trained_on(
+    fx_plugins, tmp_path, capsys
+):
+    """The digits card records its pixel range (scikit-learn's grey levels 0..16): an 8-bit
+    PNG of a digit (0..255) reaches the model in the training range and is read right."""
+    import keras
+    from sklearn.datasets import load_digits
+
+    from harness.predict import load_image, read_card
+
+    run_dir = run_study(
+        fx_plugins, tmp_path, "digits", {"name": "digits"}, {"name": "dense", "units": 32},
+        {"epochs": 8, "batch_size": 32, "learning_rate": 0.01},
+    )
+    model = keras.models.load_model(run_dir / "best.keras")
+    digits = load_digits()
+    trained_on = digits.images[:40, :, :, None] / 16.0  # what the digits loader feeds
+    right = model.predict(trained_on, verbose=0).argmax(-1) == digits.target[:40]
+    picks = [int(i) for i in np.flatnonzero(right)[:4]]
+    paths = [write_png(tmp_path / f"digit{i}.png", trained_on[i]) for i in picks]  # 0..255
+
+    card = read_card(run_dir / "best.keras")
+    assert tuple(card["preprocessing"]["pixel_range"]) == (0, 16)
+    for path, i in zip(paths, picks, strict=True):
+        given = load_image(path, card, model.input_shape)
+        assert 0.0 <= given.min() and given.max() <= 1.0, "inside the training range"
+        np.testing.assert_allclose(given, trained_on[i], atol=0.01)
+    capsys.readouterr()  # the run's own lines
+    assert main(["predict", str(run_dir / "best.keras"), *map(str, paths), "--top", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1::2]] == [str(digits.target[i]) for i in picks]
+
+
 def test_headline_is_generated_from_the_saved_file_alone(fx_plugins, tmp_path, capsys):
     run_dir = run_study(
         fx_plugins, tmp_path, "news", {"name": "fx_text"},

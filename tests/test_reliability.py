@@ -24,15 +24,17 @@ from harness.study import load_study
 
 
 def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None,
-           signals=None):
+           signals=None, hold_test: bool = False):
     """`harness run` of the probe study in its own session; ``signals`` sets the child's
-    signal dispositions before exec (default: Ctrl-C as in a terminal)."""
+    signal dispositions before exec (default: Ctrl-C as in a terminal); ``hold`` holds
+    that trial, ``hold_test`` the end-of-study test evaluation."""
     study = tmp_path / "study.toml"
     study.write_text(PROBE_STUDY.format(name="crash", trials=trials, seed=5))
-    env = {**os.environ, "PROBE_DIR": str(tmp_path), "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    env.pop("PROBE_HOLD", None)
+    env = _probe_env(tmp_path)
     if hold is not None:
         env["PROBE_HOLD"] = str(hold)
+    if hold_test:
+        env["PROBE_HOLD_TEST"] = "1"
     command = [
         sys.executable, "-m", "harness", "run", str(study), "--runs-dir", str(tmp_path / "runs"),
         "--plugin", str(TRIAL_PROBE), "--no-progress", *extra,
@@ -41,6 +43,13 @@ def _start(tmp_path: Path, trials: int, *extra: str, hold: int | None = None,
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, preexec_fn=signals or _ctrl_c_as_in_a_terminal,
     )
+
+
+def _probe_env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "PROBE_DIR": str(tmp_path), "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    for name in ("PROBE_HOLD", "PROBE_HOLD_TEST"):
+        env.pop(name, None)
+    return env
 
 
 def _ctrl_c_as_in_a_terminal() -> None:
@@ -130,17 +139,54 @@ def test_ctrl_c_marks_the_trial_and_prints_a_resume_command_that_works(tmp_path)
 
     printed = err.split("Resume with: ", 1)[1].strip().splitlines()[0]
     words = shlex.split(printed)
-    assert words[0] == "harness" and "--runs-dir" in words and "train.batch_size=16" in words
-    env = {**os.environ, "PROBE_DIR": str(tmp_path), "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    env.pop("PROBE_HOLD", None)
+    assert words[1:3] == ["-m", "harness"], "started as python -m harness: printed so"
+    assert "--runs-dir" in words and "train.batch_size=16" in words
     resumed = subprocess.run(
-        [sys.executable, "-m", "harness", *words[1:]],
-        env=env, capture_output=True, text=True, timeout=300,
+        words, env=_probe_env(tmp_path), capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     table = _table(tmp_path)
     assert "3 of 3 trials finished" in resumed.stdout
     assert table.loc[table["retry_of"] == 1, "state"].tolist() == ["complete"]
+
+
+def test_ctrl_c_during_the_test_evaluation_says_the_test_split_was_not_measured(tmp_path):
+    """Every trial has finished when Ctrl-C stops the end-of-study test evaluation: no trial
+    was interrupted and the notice says so; running its command again measures the test."""
+    process = _start(tmp_path, 1, "--set", "dataset.test_split=0.2", hold_test=True)
+    deadline = time.time() + 240
+    while not (tmp_path / "tested.txt").exists():
+        assert time.time() < deadline and process.poll() is None, "the test was never measured"
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "interrupted" not in err, err[-3000:]
+    assert "after every trial had finished" in err and "test split was not measured" in err
+    assert _table(tmp_path).loc[0, "state"] == "complete"
+    assert not (tmp_path / "runs" / "crash" / "test.json").exists()
+
+    words = shlex.split(err.split("running the same command again: ", 1)[1].splitlines()[0])
+    again = subprocess.run(
+        words, env=_probe_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "test split, trial #0: test_accuracy=" in again.stdout
+    assert (tmp_path / "runs" / "crash" / "test.json").is_file()
+
+
+def test_printed_commands_name_the_program_as_it_was_typed(tmp_path):
+    """Run as `.venv/bin/harness` (a relative path, not on PATH), the commands harness
+    prints to copy start with that path, not a bare `harness` the shell cannot find."""
+    script = Path(sys.executable).with_name("harness")
+    typed = os.path.relpath(script, tmp_path)
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run(
+        [typed, "show", "nothing", "--runs-dir", "runs"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"run `{typed} run STUDY.toml` first" in done.stderr
 
 
 def test_sigterm_to_a_background_run_marks_the_trial_and_leaves_no_process(tmp_path):

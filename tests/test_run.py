@@ -299,6 +299,29 @@ def test_smoke_runs_one_short_trial(tmp_path, plugins):
     assert outcome.table.loc[0, "epochs_run"] == 1
 
 
+def test_smoke_run_measures_a_smoke_sized_test_split_and_says_so(tmp_path, plugins):
+    """quickstart holds out 360 test digits; a smoke run measures a few, records how many,
+    and its summary and test.json say the figure is not a real one."""
+    from harness.cli import summary
+    from harness.orchestrator import RunOptions, run_study
+
+    spec = load_study(REPO / "studies" / "quickstart.toml", plugins)
+    outcome = run_study(
+        spec,
+        plugins,
+        RunOptions(runs_dir=tmp_path, in_process=True, show_progress=False, smoke=True),
+    )
+    test = json.loads((outcome.run_dir / "test.json").read_text())
+    assert test.get("examples", 360) < 360, "a smoke run measures a few test examples"
+    from harness.smoke import SMOKE_TEST_EXAMPLES
+
+    assert test["examples"] == SMOKE_TEST_EXAMPLES
+    assert "smoke run" in test["note"] and "not a figure of the model" in test["note"]
+    assert list(outcome.tested) == [0]
+    text = summary(outcome, outcome.spec)
+    assert f"smoke-sized test split ({SMOKE_TEST_EXAMPLES} examples; not a real figure)" in text
+
+
 def test_resumed_and_recycled_workers_draw_new_parameters(write_study, run_study_in_process):
     """Each worker process seeds its sampler apart from the others: a resumed (or
     recycled, or parallel) worker must not replay the first worker's draws."""

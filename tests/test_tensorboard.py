@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -82,14 +84,14 @@ units = {int = [4, 16], step = 4}
 dropout = {float = [0.0, 0.2], step = 0.1}
 
 [train]
-epochs = 2
+epochs = {int = [2, 3]}
 learning_rate = {float = [0.001, 0.01], log = true}
 
 [callbacks.fate]
 prune = [1]
 fail = [2]
 """
-SEARCHED = {"model.units", "model.dropout", "train.learning_rate"}
+SEARCHED = {"model.units", "model.dropout", "train.epochs", "train.learning_rate"}
 EXPECTED_STATE = {0: "complete", 1: "pruned", 2: "failed", 3: "complete"}
 
 
@@ -210,8 +212,8 @@ def test_sessions_end_with_the_trials_status_and_state(fates):
         values, status, acc = _session(fates.tb / f"trial-{number:04d}")
         statuses[state] = status
         assert values["state"] == state
-        assert set(values) == SEARCHED | {"worker", "device", "state"}
-        assert values["device"] == "cpu"
+        assert set(values) == SEARCHED | {"state"}, "where it ran is no hyperparameter"
+        assert _text(acc, "trial/worker") == "worker main on device cpu"
         text = _text(acc, "trial/status")
         assert text.startswith(state), text
     assert statuses == {
@@ -232,7 +234,7 @@ def test_every_trial_keeps_its_last_metrics_and_curves(fates):
         acc = _load(run)
         tags = set(acc.Tags()["tensors"])
         assert {"final/val_accuracy", "final/val_loss", "final/loss", "final/accuracy"} <= tags
-        epochs = 2 if state == "complete" else 1
+        epochs = table.loc[number, "train.epochs"] if state == "complete" else 1
         assert _scalar(acc, "final/epochs_run") == epochs
         if state == "complete":
             assert {"final/params", "final/train_seconds"} <= tags
@@ -273,12 +275,14 @@ def test_one_config_lists_this_studys_metrics_and_domains(fates):
         ("epoch_accuracy", "validation"),
     }
     domains = _domains(experiment)
-    assert set(domains) == SEARCHED | {"worker", "device", "state"}
+    assert set(domains) == SEARCHED | {"state"}
+    differs = {info.name for info in experiment.hparam_infos if info.differs}
+    assert differs == SEARCHED, "searched parameters are ticked first (module docstring)"
     assert domains["model.units"] == [4, 8, 12, 16]
+    assert domains["train.epochs"] == [2, 3]
     assert domains["model.dropout"] == [0.0, 0.1, 0.2]
     assert domains["train.learning_rate"] == (pytest.approx(0.001), pytest.approx(0.01))
     assert domains["state"] == ["complete", "failed", "pruned"]  # Discrete sorts its values
-    assert domains["worker"] is None and domains["device"] is None
     # Each session's value is one of its domain's values.
     for number in EXPECTED_STATE:
         values, _, _ = _session(fates.tb / f"trial-{number:04d}")
@@ -331,6 +335,11 @@ def test_tensorboard_serves_each_trials_status(fates):
             {**request, "allowedStatuses": ["STATUS_FAILURE"]},
         )
         experiment = _post(served.url + "data/plugin/hparams/experiment", {})
+        # What the HParams dashboard asks for, and ticks the first five of.
+        dashboard = _post(
+            served.url + "data/plugin/hparams/experiment",
+            {"experimentName": "", "hparamsLimit": 1000},
+        )
     finally:
         served.stop()
 
@@ -353,7 +362,117 @@ def test_tensorboard_serves_each_trials_status(fates):
     assert [g["name"] for g in failed_only["sessionGroups"]] == ["trial-0002"]
     infos = {info["name"]: info for info in experiment["hparamInfos"]}
     assert infos["model.units"]["domainDiscrete"] == [4, 8, 12, 16]
+    ticked = [info["name"] for info in dashboard["hparamInfos"]][:5]
+    assert ticked == [*sorted(SEARCHED), "state"], "every searched parameter is shown"
+    assert all(info.get("type") for info in dashboard["hparamInfos"]), "each has a type"
+    assert not {"worker", "device"} & set(listed["trial-0000"]["hparams"])
     assert infos["state"]["domainDiscrete"] == ["complete", "failed", "pruned"]
+
+
+# --------------------------------------------------------------------------- an interrupted trial
+
+CTRL_C_PLUGIN = '''
+"""Test plugin: Ctrl-C (a KeyboardInterrupt) at the second epoch of chosen trials."""
+
+from pydantic import BaseModel, ConfigDict
+
+import harness
+
+
+class CtrlCParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trials: list[int] = []
+
+
+def make_ctrl_c(params, trial):
+    import keras
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1 and trial.number in params.trials:
+                raise KeyboardInterrupt
+
+    return CtrlC()
+
+
+@harness.hookimpl
+def harness_register_callbacks(register):
+    register("ctrl_c", make_ctrl_c, params=CtrlCParams, description="Ctrl-C in a trial")
+'''
+
+CTRL_C_STUDY = """
+[study]
+name = "ctrlc"
+trials = 3
+seed = 1
+
+[optuna]
+sampler = "random"
+pruner = "none"
+
+[dataset]
+name = "digits"
+limit = 200
+
+[model]
+name = "dense"
+units = {int = [4, 16], step = 4}
+
+[train]
+epochs = 2
+
+[callbacks.ctrl_c]
+trials = [1]
+"""
+
+
+def _harness(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    command = [sys.executable, "-m", "harness", *args, "--runs-dir", str(root / "runs")]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=env, cwd=root
+    )
+
+
+def _shown_row(out: str, number: int) -> dict[str, str]:
+    """The row of trial ``number`` in ``harness show``'s table, by column name."""
+    lines = out.splitlines()
+    header = lines[1].split()
+    row = next(line.split() for line in lines[2:] if line.split()[0] == str(number))
+    return dict(zip(header, row, strict=False))
+
+
+@pytest.mark.parametrize("backend", ["optuna", "kerastuner"])
+def test_an_interrupted_trial_shows_the_same_figures_everywhere(tmp_path, backend):
+    """Ctrl-C at trial 1's second epoch: TensorBoard, trials.csv and ``harness show`` give
+    the same last-epoch figures for it (its objective included)."""
+    import pandas as pd
+
+    (tmp_path / "ctrl_c.py").write_text(CTRL_C_PLUGIN, encoding="utf-8")
+    (tmp_path / "ctrlc.toml").write_text(CTRL_C_STUDY, encoding="utf-8")
+    run = _harness(
+        tmp_path, "run", str(tmp_path / "ctrlc.toml"), "--backend", backend, "--in-process",
+        "--no-progress", "--plugin", str(tmp_path / "ctrl_c.py"),
+    )
+    assert run.returncode == 130, run.stderr[-3000:]
+
+    run_dir = tmp_path / "runs" / "ctrlc"
+    table = pd.read_csv(run_dir / "trials.csv").set_index("number")
+    assert table.loc[1, "state"] == "failed"
+    assert table.loc[1, "fail_reason"].startswith("interrupted by the user")
+    acc = _load(run_dir / "tb" / "trial-0001")
+    assert _text(acc, "trial/status") == "failed after epoch 1: interrupted by the user"
+    for name in ("val_accuracy", "val_loss", "loss", "accuracy", "epochs_run"):
+        board = _scalar(acc, f"final/{name}")
+        assert table.loc[1, name] == pytest.approx(board, rel=1e-5), name
+    assert table.loc[1, "epochs_run"] == 1
+
+    shown = _harness(tmp_path, "show", "ctrlc")
+    assert shown.returncode == 0, shown.stderr
+    row = _shown_row(shown.stdout, 1)
+    assert row["state"] == "failed"
+    assert float(row["val_accuracy"]) == pytest.approx(_scalar(acc, "final/val_accuracy"), abs=1e-4)
 
 
 # --------------------------------------------------------------------------- hooks called directly
@@ -399,7 +518,7 @@ def test_pruned_trial_called_directly_keeps_metrics_and_status(study_context):
 
     values, status, acc = _session(trial.tensorboard_dir)
     assert status == "STATUS_UNKNOWN"
-    assert values == {"model.units": 24, "worker": "main", "device": "cpu", "state": "pruned"}
+    assert values == {"model.units": 24, "state": "pruned"}
     for name, value in metrics.items():
         assert _scalar(acc, f"final/{name}") == pytest.approx(value)
     assert _text(acc, "trial/status") == "pruned after epoch 2"
@@ -451,9 +570,6 @@ def test_a_trial_run_again_under_its_number_replaces_the_earlier_attempt(study_c
 
 
 def test_study_start_needs_no_tensorflow(tmp_path):
-    import subprocess
-    import sys
-
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path

@@ -28,7 +28,7 @@ from harness.study import StudySpec
 from harness.validation import validate_section
 
 __all__ = [
-    "REQUIRED", "SearchBackend", "WorkerTask", "backend_config", "backend_names", "better",
+    "REQUIRED", "SearchBackend", "WorkerTask", "backend_config", "backend_names",
     "load_backend",
 ]
 Config = TypeVar("Config", bound=BaseModel)
@@ -132,10 +132,3 @@ def backend_config(spec: StudySpec, name: str, model: type[Config]) -> Config:
     """The study's ``[name]`` table validated by the backend's ``model`` (defaults for
     what the table leaves out; every default when there is no table)."""
     return validate_section(f"[{name}]", model, spec.backend_tables.get(name, {}))
-
-
-def better(value: float, others: list[float], direction: str) -> bool:
-    """Whether ``value`` beats every one of ``others`` (True when there are none)."""
-    if not others:
-        return True
-    return value > max(others) if direction == "maximize" else value < min(others)

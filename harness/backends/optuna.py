@@ -17,18 +17,25 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from harness.backends.base import WorkerTask, better
+from harness.backends.base import WorkerTask
+from harness.backends.keep import keep_trial_model
 from harness.backends.optuna_config import Config as Config
 from harness.backends.optuna_config import config
 from harness.backends.optuna_storage import join_storage as join_storage
-from harness.backends.optuna_storage import make_storage, storage_exists, storage_url
+from harness.backends.optuna_storage import (
+    make_storage,
+    read_storage,
+    removed_on_error,
+    storage_exists,
+    storage_url,
+)
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive, resident_memory_mb
 from harness.errors import HarnessError, TrialPruned
-from harness.results import TrialRecord, prune_trial_models, save_best_model, save_trial_model
+from harness.results import TrialRecord
 from harness.resume import study_definition
 from harness.study import StudySpec, TrainParams
-from harness.trial import StudyAborted, release_trial_memory, run_trial
+from harness.trial import INTERRUPTED_RESULT, StudyAborted, release_trial_memory, run_trial
 
 log = logging.getLogger(__name__)
 # Optuna's records go through harness.logs' handlers: one line in the terminal,
@@ -153,17 +160,25 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
             )
     except ValueError as exc:
         raise HarnessError(f"study {spec.name!r} in this storage does not match: {exc}")
-    stored = [d.name.lower() for d in study.directions]
-    if stored != directions:
-        raise HarnessError(
-            f"study {spec.name!r} was created with directions {stored}, the file now says "
-            f"{directions}; rename the study or use another --runs-dir"
-        )
+    check_directions(spec, study.directions)
+    name_objectives(study, spec)
     if not study.user_attrs.get(ENQUEUED_FLAG):
         study.set_user_attr(ENQUEUED_FLAG, True)
         for params in spec.enqueue:
             study.enqueue_trial(params)
     return study
+
+
+def name_objectives(study: optuna.Study, spec: StudySpec) -> None:
+    """Name the study's objectives after their metrics (``val_accuracy``, not optuna-dashboard's
+    "Objective 0"); a study created unnamed (by an older version) is named when it resumes.
+    Written only when the names differ: a journal would grow a record on every open."""
+    names = [objective.metric for objective in spec.objectives]
+    if study.metric_names == names:
+        return
+    with warnings.catch_warnings():  # set_metric_names is marked experimental since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
 
 
 SURPLUS = "harness:surplus"
@@ -322,51 +337,17 @@ class OptunaReporter:
             raise TrialPruned(f"pruned at epoch {epoch + 1}")
 
 
-def _is_best(study: optuna.Study, spec: StudySpec, value: float) -> bool:
-    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not completed:
-        return True
-    values = [t.values[0] for t in completed if t.values]
-    return better(value, values, spec.objectives[0].direction)
-
-
-def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
-    """``a`` is at least as good as ``b`` on every objective and better on one."""
-    better = [sa * x > sa * y for sa, x, y in zip(signs, a, b, strict=True)]
-    worse = [sa * x < sa * y for sa, x, y in zip(signs, a, b, strict=True)]
-    return any(better) and not any(worse)
-
-
-def models_to_keep(study: optuna.Study, spec: StudySpec, number: int, values: list[float]):
-    """Trial numbers whose models stay on disk once trial ``number`` completes with
-    ``values``: the ``keep_models`` best, or the Pareto front of a multi-objective study."""
+def _keep_model(study, spec, context, ctx, result, values) -> None:
+    """Keep this trial's model if it is among the best (``harness.backends.keep``)."""
+    complete = optuna.trial.TrialState.COMPLETE
     done = {
         t.number: list(t.values)
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        for t in study.get_trials(deepcopy=False, states=(complete,))
         if t.values
     }
-    done[number] = list(values)
-    signs = [1 if o.direction == "maximize" else -1 for o in spec.objectives]
-    if spec.multi_objective:
-        return {
-            n
-            for n, v in done.items()
-            if not any(_dominates(w, v, signs) for m, w in done.items() if m != n)
-        }
-    ranked = sorted(done, key=lambda n: (-signs[0] * done[n][0], n))
-    return set(ranked[: spec.study.keep_models])
-
-
-def _keep_model(study, spec, context, ctx, result, values) -> None:
-    """Save this trial's model if it is among the kept ones, drop the models that no
-    longer are, and refresh ``best.keras`` when it is the best so far."""
-    keep = models_to_keep(study, spec, ctx.number, values)
-    if ctx.number in keep:
-        save_trial_model(context.run_dir, ctx, result)
-    if not spec.multi_objective and _is_best(study, spec, values[0]):
-        save_best_model(context.run_dir, ctx, result)
+    done[ctx.number] = list(values)
     finished = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
-    prune_trial_models(context.run_dir, keep, finished | {ctx.number})
+    keep_trial_model(context.run_dir, spec, ctx, result, done, finished)
 
 
 def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
@@ -414,11 +395,10 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
         except KeyboardInterrupt:
             trial.set_user_attr(INTERRUPTED, True)
             trial.set_user_attr("fail_reason", INTERRUPTED_BY_USER)
+            if ctx.extra.get(INTERRUPTED_RESULT) is not None:
+                _record_figures(trial, ctx.extra[INTERRUPTED_RESULT])
             raise
-        trial.set_user_attr("duration_s", round(result.duration_s, 3))
-        trial.set_user_attr("history", json.dumps(result.history))
-        for key, value in result.metrics.items():
-            trial.set_user_attr(f"metric:{key}", value)
+        _record_figures(trial, result)
         try:
             if result.state == "failed":
                 trial.set_user_attr("fail_reason", result.fail_reason)
@@ -450,6 +430,15 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
             break
         ran += 1
     return ran
+
+
+def _record_figures(trial: optuna.Trial, result) -> None:
+    """Store what the trial measured (duration, per-epoch history, last epoch's metrics):
+    the figures the trackers were given, also for a trial that did not complete."""
+    trial.set_user_attr("duration_s", round(result.duration_s, 3))
+    trial.set_user_attr("history", json.dumps(result.history))
+    for key, value in result.metrics.items():
+        trial.set_user_attr(f"metric:{key}", value)
 
 
 class _Failed(Exception):
@@ -522,7 +511,9 @@ def prepare(
     schema. Returns the storage URL the workers must use.
     """
     url = storage_url(spec, run_dir, storage_override)
-    study = open_study(spec, make_storage(url))
+    _refuse_other_directions(spec, url)  # read only: a refused run mends nothing
+    with removed_on_error(url):
+        study = open_study(spec, make_storage(url))
     definition = study_definition(spec)  # for stored_definition: any machine that joins
     if study.user_attrs.get(DEFINITION) != definition:
         study.set_user_attr(DEFINITION, definition)
@@ -531,6 +522,27 @@ def prepare(
     if retry:
         retry_failed(spec, url)
     return url
+
+
+def check_directions(spec: StudySpec, stored_directions) -> None:
+    """Refuse a stored study whose objective directions are not the study file's."""
+    stored = [d.name.lower() for d in stored_directions]
+    directions = [objective.direction for objective in spec.objectives]
+    if stored != directions:
+        raise HarnessError(
+            f"study {spec.name!r} was created with directions {stored}, the file now says "
+            f"{directions}; rename the study or use another --runs-dir"
+        )
+
+
+def _refuse_other_directions(spec: StudySpec, url: str) -> None:
+    """Refuse a study the storage holds with other directions by reading it, before it is
+    opened to be written (which mends a journal whose last record was cut off)."""
+    if not storage_exists(url):
+        return
+    for summary in read_storage(url).get_all_studies():
+        if summary.study_name == spec.name:
+            check_directions(spec, summary.directions)
 
 
 #: Study attribute: what every trial trains (``harness.resume.study_definition``), kept in
@@ -549,7 +561,7 @@ def stored_definition(
     url = storage_url(spec, run_dir, storage_override)
     if not storage_exists(url):
         return {}, False
-    storage = make_storage(url)
+    storage = read_storage(url)
     summaries = {s.study_name: s for s in storage.get_all_studies()}
     summary = summaries.get(spec.name)
     if summary is None or not isinstance(summary.user_attrs.get(DEFINITION), dict):

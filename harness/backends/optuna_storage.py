@@ -4,6 +4,10 @@ host, a corrupt journal) as one line."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +52,116 @@ def storage_exists(url: str) -> bool:
     exists, or any other database (a server's database is created by its owner)."""
     if "://" not in url:
         return Path(url).is_file()
-    if url.split("://", 1)[0].lower().startswith("sqlite"):
-        from sqlalchemy.engine import make_url  # lazy: only SQLite URLs need it
-
-        try:
-            database = make_url(url).database
-        except Exception:  # noqa: BLE001 - a malformed URL: opening it says what is wrong
-            return True
-        return bool(database) and database != ":memory:" and Path(database).is_file()
-    return True
+    database = _sqlite_database(url)
+    if database is None:  # a server's, or a URL too malformed to say: opening it tells
+        return True
+    return database not in ("", ":memory:") and Path(database).is_file()
 
 
 def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """A journal file path or any Optuna RDB URL (sqlite://, postgresql://, mysql://)."""
+    """Open the storage at ``url`` to run the study in it (``harness run`` and its workers):
+    a journal file path (its folder created, a cut-off last record mended first) or any
+    Optuna RDB URL (sqlite://, postgresql://, mysql://); created when it is not there."""
     if "://" not in url:
-        return _journal_storage(url)
+        return _journal_storage(url, mend=True)
+    _check_sqlite(url)
+    return _rdb_storage(url)
+
+
+def read_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open the storage at ``url`` only to read it (``show``, ``report``, the resume check):
+    a journal is read past a cut-off last record, never mended, and a journal or SQLite
+    file that is not there is a HarnessError, never created."""
+    if not storage_exists(url):
+        raise HarnessError(f"no Optuna storage at {_hide_password(url)}")
+    if "://" not in url:
+        return _journal_storage(url, mend=False)
+    return _rdb_storage(url)
+
+
+@contextlib.contextmanager
+def removed_on_error(url: str) -> Iterator[None]:
+    """Remove the journal or SQLite file (and the folders made for it) that what runs
+    inside creates, if it raises: a refused run leaves no storage behind."""
+    path = _local_file(url)
+    if path is None or path.exists():
+        yield
+        return
+    first_new = path
+    while not first_new.parent.exists() and first_new.parent != first_new:
+        first_new = first_new.parent
+    try:
+        yield
+    except BaseException:
+        if first_new != path:
+            shutil.rmtree(first_new, ignore_errors=True)
+        elif path.is_file():
+            path.unlink()
+        raise
+
+
+def _local_file(url: str) -> Path | None:
+    """The file a journal path or an SQLite URL names; None for a server's database."""
+    if "://" not in url:
+        return Path(url)
+    database = _sqlite_database(url)
+    return Path(database) if database not in (None, "", ":memory:") else None
+
+
+def _sqlite_database(url: str) -> str | None:
+    """The database file of an SQLite URL (``:memory:`` or "" for an in-memory one); None
+    for another database or a URL too malformed to say (opening it says what is wrong)."""
+    if not url.split("://", 1)[0].lower().startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url  # lazy: only SQLite URLs need it
+
+    try:
+        return make_url(url).database or ""
+    except Exception:  # noqa: BLE001 - a malformed URL: opening it says what is wrong
+        return None
+
+
+def _check_sqlite(url: str) -> None:
+    """Refuse an SQLite URL that cannot hold the study, before anything is created: an
+    in-memory database (each process would see its own, empty one) or a file whose
+    folder is missing, or that is a folder itself."""
+    database = _sqlite_database(url)
+    if database is None:
+        return
+    if database in ("", ":memory:"):
+        raise HarnessError(
+            f"--storage {url}: an in-memory SQLite database is lost between processes; give "
+            "a file, e.g. sqlite:///study.db"
+        )
+    _check_file_path(f"--storage {url}", Path(database), "database file")
+
+
+def _check_file_path(where: str, path: Path, kind: str) -> None:
+    """Refuse a storage ``path`` that is a folder, a device or a pipe, or whose folder is a
+    file or (for a database, whose folder is not created) missing."""
+    if path.is_dir():
+        raise HarnessError(
+            f"{where}: is a directory; give a {kind} path "
+            f"(e.g. {path / ('study.journal' if kind == 'journal file' else 'study.db')})"
+        )
+    if path.exists() and not path.is_file():
+        raise HarnessError(f"{where}: not a regular file (a device or a pipe); give a {kind} path")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise HarnessError(
+            f"{where}: {folder} is a file, not a folder; give a {kind} path in a folder"
+        )
+    if kind == "database file" and not path.parent.is_dir():
+        raise HarnessError(
+            f"{where}: the folder {path.parent} does not exist; create it first "
+            f"(mkdir -p {path.parent}) or give a path in an existing folder"
+        )
+
+
+def _rdb_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage; a missing driver or an unreachable database is one line."""
     scheme = url.split("://", 1)[0].lower()
     engine_kwargs: dict[str, Any] = {}
     if scheme.startswith(("postgresql", "mysql")):
@@ -110,17 +209,21 @@ def _hide_password(url: str) -> str:
     return f"{head}{sep}{user}:***@{host}" if ":" in credentials else url
 
 
-def _journal_storage(url: str) -> optuna.storages.BaseStorage:
-    """A journal file's storage; a path that is a directory or a corrupt journal is one line."""
+def _journal_storage(url: str, mend: bool) -> optuna.storages.BaseStorage:
+    """A journal file's storage; a path that is not a journal file, or a corrupt journal,
+    is one line. With ``mend``, a cut-off last record is moved aside and the folder made."""
     path = Path(url)
-    if path.is_dir():
+    if url.endswith("/"):  # Path drops the slash: the folder's name would become the file's
         raise HarnessError(
-            f"--storage {url}: is a directory; give a journal file path (e.g. {url}/study.journal) "
-            "or a database URL"
+            f"--storage {url}: names a folder; give a journal file path "
+            f"(e.g. {path / 'study.journal'})"
         )
-    repair_cut_record(path)
+    _check_file_path(f"--storage {url}", path, "journal file")
+    _check_journal_start(url, path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if mend:
+            repair_cut_record(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(url, lock_obj=JournalFileOpenLock(url))
         return optuna.storages.JournalStorage(backend)
     except OSError as exc:
@@ -129,4 +232,26 @@ def _journal_storage(url: str) -> optuna.storages.BaseStorage:
         raise HarnessError(
             f"{url}: not a readable Optuna journal ({type(exc).__name__}); it is corrupt. "
             "Move it away to start the study afresh, or restore a copy"
+        )
+
+
+#: How every record of an Optuna journal begins (JournalStorage writes op_code first).
+_JOURNAL_START = re.compile(rb'\s*\{\s*"op_code"\s*:')
+
+
+def _check_journal_start(url: str, path: Path) -> None:
+    """Refuse an existing, non-empty file that does not begin with a journal record (a CSV,
+    a study file), before it is mended or appended to: it is some other file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise HarnessError(f"cannot open the journal {url}: {exc.strerror or exc}")
+    if head and not _JOURNAL_START.match(head):
+        raise HarnessError(
+            f"{url}: not an Optuna journal (it does not begin with a journal record). If it "
+            "is the study's journal it is corrupt: move it away to start the study afresh, "
+            "or restore a copy; else give another --storage"
         )

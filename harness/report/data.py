@@ -91,10 +91,10 @@ def _histories_from_optuna(
         # optuna (and its backend): loaded when a report is drawn, never by `harness --help`
         import optuna
 
-        from harness.backends.optuna import make_storage  # lazy: imports optuna (see above)
+        from harness.backends.optuna import read_storage  # lazy: imports optuna (see above)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=meta["name"], storage=make_storage(storage))
+        study = optuna.load_study(study_name=meta["name"], storage=read_storage(storage))
         return {
             t.number: json.loads(t.user_attrs["history"])
             for t in study.get_trials(deepcopy=False)

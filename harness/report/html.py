@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.report.data import ReportData, _missing
 from harness.report.plots import Section
+from harness.results import read_ensemble
 
 #: Rows of the summary table in the HTML (the whole table is in trials.csv).
 TABLE_ROWS = 30
@@ -58,6 +59,7 @@ def render_html(data: ReportData, sections: list[Section]) -> str:
         f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections
     ) + '<a href="#trials">Trials</a></nav>')
     out += _best_html(data)
+    out += _ensemble_html(read_ensemble(data.run_dir))
     out += _space_html(data)
     for note in data.notes:
         out.append(f'<p class="note">{esc(note)}</p>')
@@ -104,6 +106,53 @@ def _best_html(data: ReportData) -> list[str]:
         f'<p class="best"><b>Best trial #{int(best["number"])}</b>: {values}{test_line}<br>'
         f"{params or 'no searched parameters'}</p>"
     ]
+
+
+def _ensemble_html(record: dict[str, Any] | None) -> list[str]:
+    """The ensemble's section: members and weights, its validation and test figures
+    against the best single model's, and how often its members disagree."""
+    if record is None:
+        return []
+    esc = html.escape
+    best = record["best_single"]
+    how = (
+        f"greedy selection with replacement on {record['selected_on']} "
+        f"({record['rounds']} rounds)" if record.get("rounds") else "a plain average"
+    )
+    rows = [
+        "<tr><th>figure</th><th>ensemble</th><th>best single model (trial "
+        f"#{best})</th></tr>"
+    ]
+    for name, value in record["validation"].items():
+        single = record["best_single_validation"].get(name)
+        rows.append(f"<tr><td class='text'>val_{esc(name)}</td><td>{value:.4f}</td>"
+                    f"<td>{_show(single)}</td></tr>")
+    test = record.get("test") or {}
+    for name, value in (test.get("ensemble") or {}).items():
+        single = (test.get("best_single") or {}).get(name)
+        rows.append(f"<tr><td class='text'>test_{esc(name)}</td><td>{value:.4f}</td>"
+                    f"<td>{_show(single)}</td></tr>")
+    members = "; ".join(f"trial #{m['trial']}: weight {m['weight']:.2f}"
+                        for m in record["members"])
+    out = [
+        '<h2 id="ensemble">Ensemble</h2>',
+        f"<p>{len(record['members'])} kept models, weighed on the validation split by "
+        f"{esc(how)}: {esc(members)}.</p>",
+        "<table>" + "".join(rows) + "</table>",
+    ]
+    notes = []
+    if "accuracy_gap" in test:
+        from harness.ensemble_selection import gap_line  # lazy: numpy
+
+        notes.append(gap_line(test["accuracy_gap"], test["gap_standard_error"]))
+    if record.get("disagreement") is not None and record.get("task") != "regression":
+        notes.append(f"Members disagree on {record['disagreement']:.2%} of validation examples "
+                     "(per pair, on average); the less they disagree, the less an ensemble "
+                     "can gain.")
+    notes.append("The validation figure of an ensemble is optimistic: its weights were "
+                 "chosen on that split. The test split, measured once, is the fair comparison.")
+    out += [f'<p class="note">{esc(n)}</p>' for n in notes]
+    return out
 
 
 def _space_html(data: ReportData) -> list[str]:

@@ -18,6 +18,7 @@ from harness_plugins.datasets.image_folder import (
     ImageFolderParams,
     ImageSize,
     check_image_layout,
+    check_readable_classes,
     file_lock,
     load_image_layout,
 )
@@ -251,10 +252,12 @@ def _make_loader(dataset: CourseImageSet):
 
 def _make_check(dataset: CourseImageSet):
     def check(params: CourseImageParams) -> None:
-        """Cheap check before a run: the local layout (nothing to check before a download)."""
+        """Cheap check before a run: the local layout and a readable image in every
+        training class (nothing to check before a download)."""
         if params.path:
             where = f"dataset {dataset.name!r}"
-            check_image_layout(resolve_layout(dataset, params.path), params, where)
+            tree = check_image_layout(resolve_layout(dataset, params.path), params, where)
+            check_readable_classes(tree, where)
 
     return check
 

@@ -51,6 +51,7 @@ def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
         preprocessing={
             "image_size": [8, 8],
             "color_mode": "grayscale",
+            "pixel_range": [0, 16],  # sklearn's grey levels; the model sees them * scale
             "scale": 1 / 16,
             "validation": f"{params.validation_split:g} of the images, stratified "
             f"(seed {context.seed})",

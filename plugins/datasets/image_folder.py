@@ -441,9 +441,36 @@ def check_image_layout(
 
 
 def check_image_folder(params: ImageFolderParams) -> None:
-    """Cheap check before a run: the layout of ``path`` (see :func:`check_image_layout`)."""
+    """Cheap check before a run: the layout of ``path`` (see :func:`check_image_layout`)
+    and a readable image in every training class (:func:`check_readable_classes`)."""
     layout = find_layout(Path(params.path), where="image_folder")
-    check_image_layout(layout, params, "image_folder")
+    check_readable_classes(check_image_layout(layout, params, "image_folder"), "image_folder")
+
+
+#: The size a probed image is decoded at: whether it decodes does not depend on it.
+_PROBE_SIZE = (8, 8)
+
+
+def check_readable_classes(tree: ImageTree, where: str) -> None:
+    """Decode images of each training class folder until one reads, so that a class whose
+    every file is corrupt is refused before the run writes anything (decoding them all
+    waits for the first trial); a healthy folder costs one small decode per class."""
+    for split in ("train", "all"):
+        if split not in tree.files:
+            continue
+        unread = set(range(len(tree.class_names)))
+        for path, label in zip(tree.files[split], tree.labels[split], strict=True):
+            if label in unread and decode_image(path, _PROBE_SIZE, "grayscale") is not None:
+                unread.discard(label)
+                if not unread:
+                    break
+        if unread:
+            name = tree.class_names[min(unread)]
+            raise HarnessError(
+                f"{where}: class folder {tree.folders[split] / name} has no readable images "
+                "(every file failed to decode); add JPEG/PNG/BMP/GIF images to it or remove "
+                "the folder"
+            )
 
 
 def load_image_layout(

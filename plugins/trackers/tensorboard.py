@@ -3,13 +3,14 @@
 Layout under ``runs/<study>/tb/``::
 
     (root)              the HParams experiment config: every searched parameter with
-                        its domain, plus worker, device and state; the metrics this
-                        study's trials produce
+                        its domain, plus ``state``; the metrics this study's trials
+                        produce
     .hparams-config     marker: the config was written (see "One config" below)
     trial-0007/         the trial's HParams session (its parameters, ``state``, start
                         and end status) and its final metrics (``final/<name>``,
-                        ``final/test_<name>`` once the test split is measured), and a
+                        ``final/test_<name>`` once the test split is measured), a
                         ``trial/status`` text ("pruned after epoch 3", "failed: ...")
+                        and a ``trial/worker`` text ("worker w0 on device cpu")
     trial-0007/train    Keras's per-epoch training scalars (``epoch_loss``, ...)
     trial-0007/validation  Keras's per-epoch validation scalars
 
@@ -33,10 +34,29 @@ Status of a trial's session
     first record of a tag and ignores later ones: a start record written before the
     trial's state is known could never be completed. Its start time is the real one.
 
-Pruned and failed trials
+Pruned, failed and interrupted trials
     keep the metrics of the last epoch they ran as ``final/<name>`` (``result.metrics``,
     nothing filtered out; a NaN loss that failed a trial is shown as NaN) and Keras's
-    curves up to that epoch.
+    curves up to that epoch. These are the figures the backends record too (a trial
+    Ctrl-C stopped included, ``harness.trial.INTERRUPTED_RESULT``), so ``trials.csv``
+    and ``harness show`` list the same values, their objective column included.
+
+Columns the HParams dashboard shows
+    The dashboard ticks (shows in its table, parallel coordinates and scatter views) the
+    first five hparams and the first five metrics of the experiment config; the others
+    are one click away in its left-hand lists. The backend serves the hparams sorted
+    with the ones marked ``differs`` first, then by name (``backend_context.
+    _sort_and_reduce_to_hparams_limit``), and ``hp.HParam`` cannot mark one, so the
+    config is written as a raw summary with every searched parameter marked ``differs``
+    (its values do differ across trials): the searched parameters are ticked first,
+    then ``state``. A study searching more than five parameters has the first five by
+    name ticked. Metrics keep the config's order: objectives first.
+
+    Where a trial ran (worker, device) is not a hyperparameter and is not in the config
+    or the sessions: as an hparam it took a ticked column (``device``, always ``cpu`` on
+    one machine, hid a searched parameter) and had no type. It is the run's
+    ``trial/worker`` text (Text tab) and the ``worker`` and ``device`` columns of
+    ``trials.csv``.
 
 Domains
     A choice is a Discrete domain of its values (strings when the values mix types,
@@ -202,6 +222,20 @@ def _claim_config(tensorboard_dir: Path) -> bool:
     return not any(tensorboard_dir.glob("events.out.tfevents.*"))
 
 
+def config_summary(hparams, metrics, differing: set[str]):
+    """The experiment config as ``hp.hparams_config`` writes it, with the hparams named in
+    ``differing`` marked ``differs`` (ticked first by the dashboard: see the docstring)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2, summary_v2  # lazy: imports TF
+
+    summary = summary_v2.hparams_config_pb(hparams=hparams, metrics=metrics)
+    plugin_data = summary.value[0].metadata.plugin_data
+    content = plugin_data_pb2.HParamsPluginData.FromString(plugin_data.content)
+    for info in content.experiment.hparam_infos:
+        info.differs = info.name in differing
+    plugin_data.content = content.SerializeToString()
+    return summary
+
+
 def write_experiment_config(study, result) -> bool:
     """Write the HParams experiment config for ``study`` from ``result``'s metrics, unless
     it was written already. Returns whether this call wrote it."""
@@ -212,12 +246,8 @@ def write_experiment_config(study, result) -> bool:
     if not _claim_config(root):
         return False
     try:
-        hparams = [_hparam(p.name, p.distribution) for p in study.spec.space.params]
-        hparams += [
-            hp.HParam("worker"),
-            hp.HParam("device"),
-            hp.HParam("state", hp.Discrete(list(STATES))),
-        ]
+        searched = [_hparam(p.name, p.distribution) for p in study.spec.space.params]
+        hparams = [*searched, hp.HParam("state", hp.Discrete([*STATES, ENSEMBLE_RUN]))]
         directions = {o.metric: o.direction for o in study.spec.objectives}
         metrics = []
         for tag, group in experiment_metrics(study, result):
@@ -228,9 +258,10 @@ def write_experiment_config(study, result) -> bool:
             else:
                 label = f"{group} {tag.removeprefix('epoch_')} (curve)"
                 metrics.append(hp.Metric(tag, group=group, display_name=label))
+        config = config_summary(hparams, metrics, {h.name for h in searched})
         writer = tf.summary.create_file_writer(str(root))
         with writer.as_default():
-            hp.hparams_config(hparams=hparams, metrics=metrics)
+            tf.summary.experimental.write_raw_pb(config.SerializeToString(), step=0)
         writer.close()
     except BaseException:
         (root / CONFIG_MARKER).unlink(missing_ok=True)  # let the next trial try again
@@ -304,9 +335,10 @@ def harness_trial_callbacks(trial):
 
 @harness.hookimpl
 def harness_trial_end(trial, result):
-    """Write the trial's HParams session (parameters, worker, device, ``state``; ended with
-    its status), its final metrics (``final/<name>``, also of a pruned or failed trial)
-    and its status text; the first trial with metrics also writes the experiment config."""
+    """Write the trial's HParams session (searched parameters and ``state``; ended with its
+    status), its final metrics (``final/<name>``, also of a pruned, failed or interrupted
+    trial), its status and worker texts; the first trial with metrics also writes the
+    experiment config."""
     import tensorflow as tf  # lazy: imports TensorFlow
     from tensorboard.plugins.hparams import api as hp  # lazy: imports TensorFlow
     from tensorboard.plugins.hparams import api_pb2  # lazy: no tensorboard at plugin loading
@@ -317,7 +349,7 @@ def harness_trial_end(trial, result):
         name: session_value(domains.get(name), value)
         for name, value in trial.searched_params().items()
     }
-    values.update(worker=trial.worker, device=trial.device, state=result.state)
+    values["state"] = result.state
     started = trial.extra.get(_STARTED) or time.time() - result.duration_s
     status = api_pb2.Status.Value(STATUS_OF_STATE.get(result.state, "STATUS_UNKNOWN"))
     writer = tf.summary.create_file_writer(str(trial.tensorboard_dir))
@@ -325,6 +357,7 @@ def harness_trial_end(trial, result):
         for name, value in result.metrics.items():
             tf.summary.scalar(f"final/{name}", value, step=0)
         tf.summary.text("trial/status", status_text(result), step=0)
+        tf.summary.text("trial/worker", f"worker {trial.worker} on device {trial.device}", step=0)
         hp.hparams(values, trial_id=trial.name, start_time_secs=started)
         end = hp_summary.session_end_pb(status, end_time_secs=time.time())
         tf.summary.experimental.write_raw_pb(end.SerializeToString(), step=0)
@@ -344,4 +377,37 @@ def harness_test_evaluated(study, trial_number, metrics):
     with writer.as_default():
         for name, value in metrics.items():
             tf.summary.scalar(f"final/{name}", value, step=0)
+    writer.close()
+
+
+#: The run (``tb/ensemble``) and HParams session of the study's ensemble.
+ENSEMBLE_RUN = "ensemble"
+
+
+@harness.hookimpl
+def harness_ensemble_built(study, ensemble):
+    """Write the ensemble as a session of its own (run ``ensemble``, ``state`` ensemble):
+    its validation figures as ``final/val_<name>`` and test figures as
+    ``final/test_<name>``, beside the trials', and its members as a text."""
+    import tensorflow as tf  # lazy: imports TensorFlow
+    from tensorboard.plugins.hparams import api as hp  # lazy: imports TensorFlow
+    from tensorboard.plugins.hparams import api_pb2  # lazy: no tensorboard at plugin loading
+    from tensorboard.plugins.hparams import summary as hp_summary  # lazy: imports TensorFlow
+
+    run = study.run_dir / "tb" / ENSEMBLE_RUN
+    if run.exists():
+        shutil.rmtree(run)  # TensorBoard keeps a tag's first record: a rebuilt one replaces it
+    members = ", ".join(
+        f"#{m['trial']} x{m['weight']:.2f}" for m in ensemble["members"] if m["weight"] > 0
+    )
+    writer = tf.summary.create_file_writer(str(run))
+    with writer.as_default():
+        for name, value in ensemble["validation"].items():
+            tf.summary.scalar(f"final/val_{name}", value, step=0)
+        for name, value in ((ensemble.get("test") or {}).get("ensemble") or {}).items():
+            tf.summary.scalar(f"final/test_{name}", value, step=0)
+        tf.summary.text("trial/status", f"ensemble ({ensemble['method']}): {members}", step=0)
+        hp.hparams({"state": "ensemble"}, trial_id=ENSEMBLE_RUN, start_time_secs=time.time())
+        end = hp_summary.session_end_pb(api_pb2.STATUS_SUCCESS, end_time_secs=time.time())
+        tf.summary.experimental.write_raw_pb(end.SerializeToString(), step=0)
     writer.close()

@@ -16,7 +16,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import better
 from harness.backends.kerastuner.config import config
 from harness.backends.kerastuner.space import EPOCHS
 from harness.devices import process_alive
@@ -338,13 +337,15 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _is_best(project: Path, spec, value: float, number: int) -> bool:
-    metric = spec.objectives[0].metric
-    values = [
-        r["values"][metric]
-        for r in _stored_records(project)
-        if r.get("state") == "complete"
-        and r["number"] != number
-        and r.get("values", {}).get(metric) is not None
-    ]
-    return better(value, values, spec.objectives[0].direction)
+def completed_values(project: Path, spec) -> tuple[dict[int, list[float]], set[int]]:
+    """The objective values of every complete trial (``number -> values``) and the numbers
+    of every finished one, as :func:`harness.backends.keep.keep_trial_model` takes them."""
+    done: dict[int, list[float]] = {}
+    finished: set[int] = set()
+    for record in _stored_records(project):
+        if record.get("state") in ("complete", "pruned", "failed"):
+            finished.add(record["number"])
+        values = [(record.get("values") or {}).get(o.metric) for o in spec.objectives]
+        if record.get("state") == "complete" and None not in values:
+            done[record["number"]] = [float(v) for v in values]
+    return done, finished

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import WorkerTask
+from harness.backends.keep import keep_trial_model
 from harness.backends.kerastuner.config import config
 from harness.backends.kerastuner.distributed import _joining, _oracle_address, _Quiet, _role, _serve
 from harness.backends.kerastuner.space import (
@@ -38,13 +39,13 @@ from harness.backends.kerastuner.store import (
     STOPPED_FILE,
     STOPPED_STUDY,
     _check_project,
-    _is_best,
     _last_line,
     _locked,
     _read_json,
     _record_path,
     _stored_records,
     _write_json,
+    completed_values,
     fail_orphans,
     finished_count,
     orphaned_pids,
@@ -56,8 +57,13 @@ from harness.backends.kerastuner.store import (
 from harness.context import StudyContext, TrialContext
 from harness.devices import resident_memory_mb
 from harness.errors import HarnessError
-from harness.results import save_best_model
-from harness.trial import NullReporter, StudyAborted, release_trial_memory, run_trial
+from harness.trial import (
+    INTERRUPTED_RESULT,
+    NullReporter,
+    StudyAborted,
+    release_trial_memory,
+    run_trial,
+)
 
 log = logging.getLogger(__package__)  # the logger name harness.log has always shown
 
@@ -184,14 +190,12 @@ class _Runner:
         except KeyboardInterrupt:
             reason = "interrupted by the user"
             record.update(state="failed", fail_reason=reason, **{ORPHANED: True})
+            if ctx.extra.get(INTERRUPTED_RESULT) is not None:  # the figures trackers got
+                record.update(_figures(ctx.extra[INTERRUPTED_RESULT]))
             _write_json(path, record)
             raise
         try:
-            record.update(
-                duration_s=round(result.duration_s, 3),
-                metrics=dict(result.metrics),
-                history=result.history,
-            )
+            record.update(_figures(result))
             if result.state != "complete":
                 # KerasTuner cannot prune: a pruned trial would only come from a plugin.
                 record.update(state=result.state, fail_reason=result.fail_reason)
@@ -200,12 +204,22 @@ class _Runner:
             record["values"] = {o.metric: result.metrics.get(o.metric) for o in spec.objectives}
             value = float(result.metrics[spec.objectives[0].metric])
             with _locked(self.project / BEST_LOCK):
-                if _is_best(self.project, spec, value, number):
-                    save_best_model(self.context.run_dir, ctx, result)
+                done, finished = completed_values(self.project, spec)
+                done[number] = [float(record["values"][o.metric]) for o in spec.objectives]
+                keep_trial_model(self.context.run_dir, spec, ctx, result, done, finished)
                 _write_json(path, {**record, "state": "complete"})
             return value
         finally:
             release_trial_memory()
+
+
+def _figures(result) -> dict[str, Any]:
+    """What a trial measured, as its record keeps it: duration, metrics, per-epoch history."""
+    return {
+        "duration_s": round(result.duration_s, 3),
+        "metrics": dict(result.metrics),
+        "history": result.history,
+    }
 
 
 @functools.cache

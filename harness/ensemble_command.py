@@ -1,0 +1,66 @@
+"""``harness ensemble STUDY [--size K] [--method greedy|average]``: one model from the
+models a study kept (:mod:`harness.ensemble`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.devices import configure_tensorflow
+from harness.ensemble import METHODS, build_ensemble, summary_lines
+from harness.errors import HarnessError
+from harness.plugins import load_plugins
+from harness.quiet import start_tensorflow
+from harness.results import read_meta, resolve_run_dir
+from harness.study import load_study
+
+
+def add_parser(subparsers, add_common) -> None:
+    """``harness ensemble STUDY [--size K] [--method greedy|average]``."""
+    parser = subparsers.add_parser(
+        "ensemble",
+        help="combine the study's kept models into one model, weighed on the validation split",
+        description=(
+            "Weigh the kept trial models (runs/<study>/models/, the [study].keep_models best) "
+            "on the validation split by greedy ensemble selection with replacement (or a "
+            "plain average), save them as one model (runs/<study>/ensemble.keras, its card "
+            "ensemble.json), and measure it once on the test split beside the best single "
+            "model."
+        ),
+    )
+    parser.add_argument("target", help="study name (under --runs-dir) or run directory")
+    parser.add_argument(
+        "--size", type=int, metavar="K",
+        help="ensemble the K best kept models (default: every kept model)",
+    )
+    parser.add_argument(
+        "--method", choices=METHODS, default="greedy",
+        help="greedy: Caruana's selection with replacement, weights from how often each "
+        "model is picked; average: equal weights",
+    )
+    add_common(parser)
+    parser.set_defaults(handler=cmd_ensemble)
+
+
+def cmd_ensemble(args) -> int:
+    """Build the ensemble and print its figures beside the best single model's."""
+    if args.size is not None and args.size < 1:
+        raise HarnessError(f"--size must be at least 1, got {args.size}")
+    run_dir = resolve_run_dir(args.target, args.runs_dir)
+    meta = read_meta(run_dir)
+    study_file = meta.get("study_file")
+    if not study_file or not Path(study_file).is_file():
+        raise HarnessError(
+            f"{run_dir}/study.json names the study file {study_file!r}, which is gone; "
+            "restore it to ensemble (its dataset table says where the validation split is)"
+        )
+    from harness.ensemble import choose_members
+
+    choose_members(run_dir, meta, args.size)  # refuses before TensorFlow starts
+    plugins = load_plugins(args.plugin)
+    spec = load_study(study_file, plugins, meta.get("overrides") or {}, meta.get("profile"))
+    start_tensorflow(configure_tensorflow)
+    record = build_ensemble(spec, plugins, run_dir, meta, args.size, args.method)
+    for line in summary_lines(record):
+        print(line)
+    print(f"model: {run_dir / 'ensemble.keras'} (card: {run_dir / 'ensemble.json'})")
+    return 0
