@@ -124,8 +124,9 @@ def find_layout(
     return {"all": folder}
 
 
-def _class_files(folder: Path, limit: int | None) -> list[Path]:
-    """Every visible file under ``folder`` (none inside hidden folders), in path order.
+def _class_files(folder: Path, limit: int | None, rng: np.random.Generator) -> list[Path]:
+    """Every visible file under ``folder`` (none inside hidden folders), in path order;
+    with ``limit``, a random sample of ``limit`` of them drawn with ``rng`` (in path order).
 
     ``os.scandir`` knows from the directory listing which entries are files, so a
     warm start of a study lists a thousand images in milliseconds.
@@ -142,8 +143,9 @@ def _class_files(folder: Path, limit: int | None) -> list[Path]:
                 elif entry.is_file():
                     found.append(entry.path)
     found.sort(key=lambda path: path.split(os.sep))  # the order of sorted Path objects
-    files = [Path(path) for path in found]
-    return files[:limit] if limit else files
+    if limit and limit < len(found):
+        found = [found[i] for i in np.sort(rng.choice(len(found), limit, replace=False))]
+    return [Path(path) for path in found]
 
 
 def scan_tree(
@@ -151,8 +153,13 @@ def scan_tree(
     *,
     limit_per_class: int | None = None,
     where: str = "image_folder",
+    seed: int = 0,
 ) -> ImageTree:
-    """List the class folders and files of each split; labels follow the sorted train classes."""
+    """List the class folders and files of each split; labels follow the sorted train classes.
+
+    ``limit_per_class`` keeps a random sample of that many files of each class folder,
+    drawn with ``seed``: the same seed gives the same files.
+    """
     first = layout.get("train", layout.get("all"))
     assert first is not None
     classes = [p.name for p in _subdirs(first)]
@@ -167,6 +174,7 @@ def scan_tree(
     else:
         root = first
     tree = ImageTree(root=root, class_names=classes)
+    rng = np.random.default_rng(seed)
     for split, folder in layout.items():
         names = [p.name for p in _subdirs(folder)]
         unknown = [n for n in names if n not in classes]
@@ -178,7 +186,7 @@ def scan_tree(
         files: list[Path] = []
         labels: list[int] = []
         for name in names:
-            found_files = _class_files(folder / name, limit_per_class)
+            found_files = _class_files(folder / name, limit_per_class, rng)
             if not found_files:
                 raise HarnessError(
                     f"{where}: class folder {folder / name} has no images; add images to it "

@@ -18,6 +18,14 @@ from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
 from harness.evaluate import chosen_trials, evaluate_trials, test_examples, test_note
 from harness.logs import configure_logging
+from harness.noise import (
+    HandPicked,
+    compare_with_hand_picked,
+    short_number,
+    trial_error,
+    with_noise_columns,
+    within_noise_of_best,
+)
 from harness.orchestrator import (
     STOPPED_AFTER_THE_END,
     STOPPED_BETWEEN_TRIALS,
@@ -391,10 +399,10 @@ def summary(outcome, spec) -> str:
         best = complete.iloc[0]
         values = ", ".join(f"{o.metric}={best[o.metric]:.4f}" for o in spec.objectives)
         lines.append(f"best trial #{int(best['number'])}: {values}")
-        baseline = _hand_picked_line(table, best, spec)
-        if baseline:
-            lines.append(baseline)
-        lines.extend(_test_lines(outcome, spec))
+        versus = _hand_picked(outcome, spec)
+        if versus is not None:
+            lines.append(versus.validation_line())
+        lines.extend(_test_lines(outcome, spec, versus))
         lines.extend(_ensemble_lines(outcome.run_dir, spec))
     elif not table.empty:
         counted = table[counted_mask(table)]
@@ -440,8 +448,9 @@ def _counts(table, budget: int) -> str:
     return text
 
 
-def _test_lines(outcome, spec) -> list[str]:
-    """The test-split figures of the measured trial(s), and whether they are unbiased."""
+def _test_lines(outcome, spec, versus: HandPicked | None = None) -> list[str]:
+    """The test-split figures of the measured trial(s), and whether they are unbiased;
+    the hand-picked trial's line says how the best compares with it there."""
     tested = getattr(outcome, "tested", None)
     if not tested:
         return [NO_TEST_SPLIT] if _no_test_split(outcome.run_dir) else []
@@ -450,8 +459,15 @@ def _test_lines(outcome, spec) -> list[str]:
         examples = test_examples(outcome.run_dir)
         split = f"smoke-sized test split ({examples} examples; not a real figure)"
     lines = []
-    for number, metrics in sorted(tested.items()):
-        lines.append(f"{split}, trial #{number}: {_figures(metrics)}")
+    first = versus.best if versus is not None else None
+    for number, metrics in sorted(tested.items(), key=lambda item: (item[0] != first, item[0])):
+        role = ""
+        if versus is not None and versus.gap is not None:
+            role = {versus.best: " (best)", versus.picked: " (hand-picked)"}.get(number, "")
+        line = f"{split}, trial #{number}{role}: {_figures(metrics)}"
+        if role == " (hand-picked)" and versus.test_line():
+            line += f"; {versus.test_line()}"
+        lines.append(line)
     note = test_note(outcome.run_dir) or ""
     if "optimistic" in note:
         lines.append(f"warning: {note}")
@@ -468,51 +484,14 @@ def _ensemble_lines(run_dir, spec) -> list[str]:
     return summary_lines(record)
 
 
-def _hand_picked_line(table, best, spec) -> str | None:
+def _hand_picked(outcome, spec) -> HandPicked | None:
     """How the best trial compares with the best of the study's enqueued (hand-picked)
-    trials: the first ``len([[enqueue]])`` trials, and the re-runs of any of them that
-    was interrupted."""
-    complete = table[table["state"] == "complete"]
-    if not spec.enqueue or spec.multi_objective or len(complete) < 2:
-        return None
-    picked_numbers = _hand_picked_numbers(table, len(spec.enqueue))
-    picked = complete[complete["number"].isin(picked_numbers)]  # best first, as `complete`
-    if picked.empty:
-        return None
-    if int(best["number"]) in picked_numbers:
-        return f"the hand-picked trial #{int(best['number'])} is still the best"
-    objective = spec.objectives[0]
-    first = picked.iloc[0]
-    picked_value, found = float(first[objective.metric]), float(best[objective.metric])
-    gain = found - picked_value if objective.direction == "maximize" else picked_value - found
-    label = "hand-picked trial" if len(spec.enqueue) == 1 else "best hand-picked trial"
-    return (
-        f"{label} #{int(first['number'])}: {objective.metric}={_number(picked_value)}; "
-        f"the search's best is better by {_number(gain)}"
+    trials (the first ``len([[enqueue]])`` trials, and the re-runs of any of them that
+    was interrupted), on the validation split and on the test split, with the noise."""
+    objectives = [o.model_dump() for o in spec.objectives]
+    return compare_with_hand_picked(
+        outcome.table, objectives, len(spec.enqueue), test_examples(outcome.run_dir)
     )
-
-
-def _hand_picked_numbers(table, enqueued: int) -> set[int]:
-    """Trial numbers 0 .. enqueued-1, plus every re-run (``retry_of``) of one of them."""
-    numbers = set(range(enqueued))
-    if "retry_of" not in table.columns:
-        return numbers
-    pd = pandas()
-    reruns = {
-        int(n): int(r)
-        for n, r in zip(table["number"], table["retry_of"], strict=True)
-        if pd.notna(r)
-    }
-    grew = True
-    while grew:
-        found = {n for n, r in reruns.items() if r in numbers and n not in numbers}
-        numbers |= found
-        grew = bool(found)
-    return numbers
-
-
-def _number(value: float) -> str:
-    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
 
 
 def _figures(metrics: dict[str, float]) -> str:
@@ -540,6 +519,13 @@ def cmd_validate(args) -> int:
     for param in spec.space.params:
         condition = f"  when {param.condition.describe()}" if param.condition else ""
         print(f"  {param.name}: {param.distribution.describe()}{condition}")
+    from harness.split_summary import split_lines  # lazy: only validate prints it
+
+    lines = split_lines(spec)
+    if lines:
+        print(f"data (seed {spec.study.seed or 0}):")
+        for line in lines:
+            print(f"  {line}")
     others = [name for name in profile_names(spec.raw) if name != spec.profile]
     for name in others:  # each declared profile must load too
         variant = load_study(args.study, plugins, _assignments(args), name)
@@ -576,9 +562,14 @@ def cmd_show(args) -> int:
 def _show_text(run_dir, table, args) -> str:
     meta = read_meta(run_dir)
     header = f"study {meta.get('name', run_dir.name)}: {_counts(table, meta.get('trials', 0))}"
+    header += "".join(f"\n{line}" for line in _noise_lines(table, meta))
+    table = with_noise_columns(table, meta.get("objectives", []), meta.get("enqueued"))
     if not args.all_columns and meta:
-        keep = ["number", "state"]
-        keep += [o["metric"] for o in meta.get("objectives", [])]
+        keep = ["number", "state", "hand_picked"]
+        for objective in meta.get("objectives", []):  # with folds: the spread beside the mean
+            metric = objective["metric"]
+            keep += [metric, f"{metric}_std", f"{metric}_se"]
+        keep += ["folds"]
         keep += [c for c in table.columns if str(c).startswith("test_")]
         keep += [c for c in table.columns if c in meta.get("searched", {})]
         keep += ["duration_s", "device", "retry_of", "fail_reason"]
@@ -588,12 +579,34 @@ def _show_text(run_dir, table, args) -> str:
     if args.top:
         table = table.head(args.top)
     table = _with_ensemble_row(table, read_ensemble(run_dir), meta)
-    table = _whole_numbers_as_ints(table, [*meta.get("searched", {}), "retry_of"])
+    table = _whole_numbers_as_ints(table, [*meta.get("searched", {}), "retry_of", "folds"])
     with pandas().option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
     ):
         body = table.to_string(index=False) if not table.empty else "(no trials yet)"
     return f"{header}\n{body}"
+
+
+def _noise_lines(table, meta) -> list[str]:
+    """Under ``show``'s header: the trials whose gap to the best is noise, and how the best
+    compares with the hand-picked trial."""
+    objectives = meta.get("objectives", [])
+    if len(objectives) != 1 or table.empty:
+        return []
+    lines = []
+    close = within_noise_of_best(table, objectives[0])
+    if close is not None:
+        best = table[table["state"] == "complete"].iloc[0]
+        error = short_number(trial_error(best, objectives[0]["metric"]))
+        trials = ", ".join(f"#{n}" for n in close) or "none"
+        lines.append(
+            f"within noise of the best, #{int(best['number'])} (gap under two standard "
+            f"errors; its own is {error}): {trials}"
+        )
+    versus = compare_with_hand_picked(table, objectives, int(meta.get("enqueued") or 0))
+    if versus is not None:
+        lines.append(versus.validation_line())
+    return lines
 
 
 def _with_ensemble_row(table, record, meta):
@@ -645,7 +658,7 @@ def cmd_evaluate(args) -> int:
     if meta.get("smoke"):  # a --smoke run's test split stays smoke-sized
         spec = smoke_spec(spec)
     table = study_table(run_dir)
-    numbers = chosen_trials(table, meta.get("objectives", []), args.top)
+    numbers = chosen_trials(table, meta.get("objectives", []), args.top, len(spec.enqueue))
     if not numbers:
         raise HarnessError(f"{run_dir}: no complete trial to evaluate yet")
     start_tensorflow(configure_tensorflow)

@@ -61,3 +61,14 @@ class TrialResult:
     duration_s: float = 0.0
     fail_reason: str | None = None
     model: Any = None
+    #: A cross-validated trial's model is trained on demand: ``refit()`` returns it.
+    refit: Any = None
+    #: A cross-validated trial's out-of-fold predictions (one row per pooled example).
+    out_of_fold: Any = None
+
+    def final_model(self) -> Any:
+        """The trial's model: ``model``, or the one ``refit`` trains (once) when it is None."""
+        if self.model is None and self.refit is not None:
+            self.model = self.refit()
+            self.refit = None
+        return self.model

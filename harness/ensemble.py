@@ -31,7 +31,13 @@ from harness.errors import HarnessError
 from harness.files import replacing, write_text_atomic
 from harness.fit_inputs import train_params
 from harness.pipeline import load_dataset
-from harness.results import ENSEMBLE_FILE, ENSEMBLE_MODEL_FILE, MODELS_DIR, read_ensemble
+from harness.results import (
+    ENSEMBLE_FILE,
+    ENSEMBLE_MODEL_FILE,
+    MODELS_DIR,
+    out_of_fold_path,
+    read_ensemble,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,30 @@ def _compatible(members: list[Member], say=print) -> list[Member]:
     return keep
 
 
+def _out_of_fold(run_dir: Path, dataset, members: list[Member]):
+    """The pooled training labels and each member's out-of-fold predictions on them: a
+    cross-validated study's members were refitted on all its data, so their predictions
+    on any of it would be seen data; each fold model's on its own fold are not."""
+    from harness.folds import pool_of
+
+    found = []
+    for member in members:
+        path = out_of_fold_path(run_dir, member.number)
+        if not path.is_file():
+            raise HarnessError(
+                f"trial #{member.number}: its out-of-fold predictions ({path}) are gone; a "
+                "cross-validated study's ensemble is weighed on them (run the study again)"
+            )
+        found.append(np.load(path).astype("float64"))
+    labels = pool_of(dataset).y
+    if any(len(p) != len(labels) for p in found):
+        raise HarnessError(
+            f"{run_dir}: the out-of-fold predictions do not match the training data "
+            f"({len(labels)} examples now); the data changed since the run"
+        )
+    return labels.reshape(len(labels), -1), found
+
+
 def _predict(model, dataset, split, batch_size: int) -> np.ndarray:
     batches = dataset.model_batches(split.batch(batch_size))
     return np.asarray(model.predict(batches, verbose=0), dtype="float64")
@@ -156,14 +186,19 @@ def build_ensemble(
     params = dict(best.card.get("params") or {})
     context = TrialContext(StudyContext(spec, run_dir), best.number, params, worker="ensemble")
     dataset = load_dataset(context)
-    if dataset.validation is None:
-        raise HarnessError(f"dataset {spec.dataset.name!r} has no validation split to weigh "
-                           "an ensemble on")
     batch_size = train_params(context.params).batch_size
     custom_layers()
     models = [keras.models.load_model(m.path, compile=False) for m in members]
-    labels = _labels(dataset, dataset.validation, batch_size)
-    val = [_predict(model, dataset, dataset.validation, batch_size) for model in models]
+    if spec.study.folds:
+        source = f"out-of-fold predictions ({spec.study.folds} folds)"
+        labels, val = _out_of_fold(run_dir, dataset, members)
+    elif dataset.validation is None:
+        raise HarnessError(f"dataset {spec.dataset.name!r} has no validation split to weigh "
+                           "an ensemble on")
+    else:
+        source = "the validation split"
+        labels = _labels(dataset, dataset.validation, batch_size)
+        val = [_predict(model, dataset, dataset.validation, batch_size) for model in models]
     score = selection.selection_score(objective, task)
     weights = (
         selection.greedy_weights(val, labels, task, score, ROUNDS)
@@ -181,6 +216,7 @@ def build_ensemble(
             for m, w in zip(members, weights, strict=True)
         ],
         "best_single": best.number,
+        "weighed_on": source,
         "validation_size": int(len(labels)),
         "validation": _rounded(selection.figures(selection.combine(val, weights), labels, task)),
         "best_single_validation": _rounded(selection.figures(val[0], labels, task)),
@@ -293,8 +329,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
            if record.get("rounds") else "plain average")
     lines = [f"ensemble of {used} model(s) ({how}): {members}"]
     best = record["best_single"]
+    where = "" if "folds" not in record.get("weighed_on", "") else " (out-of-fold)"
     lines.append(
-        "validation: ensemble " + _pairs(record["validation"])
+        f"validation{where}: ensemble " + _pairs(record["validation"])
         + f"; best single (#{best}) " + _pairs(record["best_single_validation"])
     )
     test = record.get("test")

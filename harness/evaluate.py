@@ -2,7 +2,8 @@
 
 Trials are selected on the validation split; the test split is touched only
 here, once, for the best trial (the top K with ``--top``, every Pareto-optimal
-trial of a multi-objective study). The figures land in ``test.json``, and from
+trial of a multi-objective study) and the best hand-picked (``[[enqueue]]``) one,
+which the best is compared with. The figures land in ``test.json``, and from
 there in ``trials.csv`` (``test_<metric>`` columns), ``best.json``, the model
 cards, ``harness show``, the HTML report and TensorBoard (``final/test_*``).
 
@@ -39,6 +40,7 @@ from harness.results import (
     FINISHED_STATES,
     TEST_FILE,
     build_table,
+    hand_picked_in,
     read_test_results,
     saved_model_in_memory,
     trial_model_path,
@@ -62,14 +64,22 @@ UNBIASED_NOTE = "measured once on the test split, after selection on the validat
 STOP_SECONDS = 5.0
 
 
-def chosen_trials(table: pd.DataFrame, objectives: list[dict[str, str]], top: int = 1):
+def chosen_trials(
+    table: pd.DataFrame, objectives: list[dict[str, str]], top: int = 1, enqueued: int = 0
+):
     """Numbers of the trials to measure: the ``top`` best complete ones, or every
-    Pareto-optimal one when there are several objectives."""
+    Pareto-optimal one when there are several objectives. With ``enqueued`` hand-picked
+    trials (``[[enqueue]]``), the best complete one of them too: the search's best is
+    compared with it on the test split as well (measured, never chosen by it)."""
     complete = table[table["state"] == "complete"] if not table.empty else table
     if complete.empty:
         return []
     if len(objectives) == 1:
-        return [int(n) for n in complete["number"].head(top)]
+        numbers = [int(n) for n in complete["number"].head(top)]
+        picked = complete[complete["number"].isin(hand_picked_in(table, enqueued))]
+        if not picked.empty and int(picked["number"].iloc[0]) not in numbers:
+            numbers.append(int(picked["number"].iloc[0]))
+        return numbers
     signs = [1 if o["direction"] == "maximize" else -1 for o in objectives]
     points = {
         int(row["number"]): [
@@ -283,7 +293,8 @@ def evaluate_when_done(spec: Any, plugins: Any, run_dir: Path, records: list, bu
     if len(counted) < budget:
         return
     objectives = [o.model_dump() for o in spec.objectives]
-    chosen = testable(run_dir, chosen_trials(build_table(records, objectives), objectives))
+    table = build_table(records, objectives)
+    chosen = testable(run_dir, chosen_trials(table, objectives, enqueued=len(spec.enqueue)))
     numbers = still_to_measure(run_dir, chosen)
     ensemble = ensemble_wanted(spec, run_dir)  # [study].ensemble, when not built yet
     if not numbers and not ensemble:

@@ -68,7 +68,7 @@ def harness_register_datasets(register: Register) -> None:
 
     * ``register``: the callable that adds one dataset. Call
       ``register(name, load, params=ParamsModel, description="...", tasks=(...),
-      check=check_fn, decoder=decode_fn)`` once per dataset; only ``name`` and
+      check=check_fn, decoder=decode_fn, splits=splits_fn)`` once per dataset; only ``name`` and
       ``load`` are required.
 
     What ``register`` takes:
@@ -94,6 +94,11 @@ def harness_register_datasets(register: Register) -> None:
       file as a uint8 array (``None`` for an unreadable file). A model card names
       it (``preprocessing.decoder = "<dataset name>"``) so that ``harness
       predict`` prepares new images exactly as in training.
+    * ``splits``: ``splits(params, seed)`` returns a
+      :class:`harness.data.SplitLabels`: the labels (and groups) of each split as
+      a trial with that seed loads them, computed without TensorFlow.
+      ``harness validate`` prints from it how many examples of each class (and
+      how many groups) each split gets.
 
     The loader:
 

@@ -142,6 +142,7 @@ def study_meta(
         "overrides": dict(overrides or {}),
         "profile": spec.profile,
         "smoke": spec.smoke,  # harness evaluate measures a smoke-sized test split too
+        "enqueued": len(spec.enqueue),  # hand-picked trials: the first ones (harness.noise)
     }
 
 
@@ -291,7 +292,8 @@ def _run_prepared(
 
 def _chosen(spec: StudySpec, table: Any) -> list[int]:
     """The trials the test split measures (see ``harness.evaluate.chosen_trials``)."""
-    return chosen_trials(table, [o.model_dump() for o in spec.objectives])
+    objectives = [o.model_dump() for o in spec.objectives]
+    return chosen_trials(table, objectives, enqueued=len(spec.enqueue))
 
 
 def _measured(run_dir: Path, numbers: list[int]) -> dict[int, dict[str, float]]:

@@ -298,5 +298,6 @@ def _register(
                 tasks=component.tasks,
                 check=component.check,
                 decoder=component.decoder,
+                splits=component.splits,
             )
     plugins.loaded.append(LoadedPlugin(name, source))

@@ -63,6 +63,10 @@ class Component:
     #: cards name it (``preprocessing.decoder = "<dataset name>"``) so ``predict`` prepares
     #: new images as in training.
     decoder: Callable[..., Any] | None = None
+    #: Datasets: ``splits(params, seed)`` -> :class:`harness.data.SplitLabels`, the labels
+    #: (and groups) of each split as a trial with that seed loads them, without TensorFlow;
+    #: ``harness validate`` prints the examples per class of each split from it.
+    splits: Callable[[Any, int], Any] | None = None
 
 
 class Register(Protocol):
@@ -78,6 +82,7 @@ class Register(Protocol):
         tasks: tuple[str, ...] | None = None,
         check: Callable[[Any], None] | None = None,
         decoder: Callable[..., Any] | None = None,
+        splits: Callable[[Any, int], Any] | None = None,
     ) -> None: ...
 
 
@@ -92,7 +97,8 @@ class Registry:
         """Return the ``register`` callable given to one plugin's hook."""
 
         def register(
-            name, function, *, params=None, description="", tasks=None, check=None, decoder=None
+            name, function, *, params=None, description="", tasks=None, check=None,
+            decoder=None, splits=None,
         ):
             if not isinstance(name, str) or not name.isidentifier():
                 raise PluginError(
@@ -117,7 +123,7 @@ class Registry:
                     f"{existing.plugin!r} ({existing.source}) and by plugin {plugin!r} ({source}). "
                     f"Uninstall or block one of them (HARNESS_DISABLE_PLUGINS={plugin})."
                 )
-            for label, hook in (("check", check), ("decoder", decoder)):
+            for label, hook in (("check", check), ("decoder", decoder), ("splits", splits)):
                 if hook is not None and not callable(hook):
                     raise PluginError(
                         f"plugin {plugin!r} ({source}): {label} of {name!r} must be callable"
@@ -142,6 +148,7 @@ class Registry:
                 tasks=tasks,
                 check=check,
                 decoder=decoder,
+                splits=splits,
             )
 
         return register

@@ -121,6 +121,34 @@ def finished_counted(table: pd.DataFrame) -> pd.Series:
     return table["state"].isin(FINISHED_STATES) & counted_mask(table)
 
 
+def hand_picked_numbers(enqueued: int, reruns: dict[int, int] | None = None) -> set[int]:
+    """The numbers of a study's hand-picked trials: its ``enqueued`` ``[[enqueue]]`` trials
+    run first on every backend (numbers 0 .. enqueued-1), plus every re-run of one of them
+    (``reruns``: trial number -> the number it re-runs, as the ``retry_of`` column)."""
+    numbers = set(range(enqueued))
+    grew = bool(reruns)
+    while grew:
+        found = {n for n, r in (reruns or {}).items() if r in numbers and n not in numbers}
+        numbers |= found
+        grew = bool(found)
+    return numbers
+
+
+def hand_picked_in(table: pd.DataFrame, enqueued: int) -> set[int]:
+    """:func:`hand_picked_numbers` of the trials in ``table`` (its ``retry_of`` column)."""
+    if not enqueued or table.empty:
+        return set()
+    reruns = {}
+    if "retry_of" in table.columns:
+        pd = pandas()
+        reruns = {
+            int(n): int(r)
+            for n, r in zip(table["number"], table["retry_of"], strict=True)
+            if pd.notna(r)
+        }
+    return hand_picked_numbers(enqueued, reruns)
+
+
 def sort_best_first(table: pd.DataFrame, objectives: list[dict[str, str]]) -> pd.DataFrame:
     """Completed trials first, ordered by the first objective's direction; then the rest."""
     if table.empty or not objectives:
@@ -372,6 +400,11 @@ def trial_model_path(run_dir: Path, number: int) -> Path:
     return run_dir / MODELS_DIR / f"trial-{number:04d}.keras"
 
 
+def out_of_fold_path(run_dir: Path, number: int) -> Path:
+    """Where a cross-validated trial's out-of-fold predictions are kept, beside its model."""
+    return run_dir / MODELS_DIR / f"trial-{number:04d}.oof.npy"
+
+
 #: The model this process saved last, as (run directory, trial number, model). A study's
 #: test split is measured by the worker that ran its last trial; when that trial is the
 #: one measured, its model is still in memory and is used as it is, not loaded back from
@@ -403,9 +436,15 @@ def save_trial_model(run_dir: Path, trial: Any, result: Any) -> Path:
     """Keep ``result.model`` as ``models/trial-NNNN.keras`` with its card, atomically."""
     path = trial_model_path(run_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
+    model = result.final_model()
     with replacing(path) as tmp:
-        result.model.save(tmp)
-    _remember_saved(run_dir, trial.number, result.model)
+        model.save(tmp)
+    _remember_saved(run_dir, trial.number, model)
+    if result.out_of_fold is not None:
+        import numpy as np  # lazy: only cross-validated trials have these
+
+        with replacing(out_of_fold_path(run_dir, trial.number)) as tmp, open(tmp, "wb") as f:
+            np.save(f, result.out_of_fold)
     card = json.dumps(model_card(trial, result), indent=2, default=str) + "\n"
     write_text_atomic(path.with_suffix(".json"), card)
     return path
@@ -423,6 +462,7 @@ def prune_trial_models(run_dir: Path, keep: set[int], finished: set[int]) -> Non
         if number in finished and number not in keep:
             path.unlink(missing_ok=True)
             path.with_suffix(".json").unlink(missing_ok=True)
+            out_of_fold_path(run_dir, number).unlink(missing_ok=True)
 
 
 def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:
@@ -434,8 +474,8 @@ def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:
         if kept.is_file():
             shutil.copyfile(kept, tmp)
         else:
-            result.model.save(tmp)
-    _remember_saved(run_dir, trial.number, result.model)
+            result.final_model().save(tmp)
+    _remember_saved(run_dir, trial.number, result.final_model())
     card = json.dumps(model_card(trial, result), indent=2, default=str) + "\n"
     write_text_atomic(run_dir / BEST_CARD_FILE, card)
     return path

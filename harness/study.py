@@ -110,8 +110,17 @@ class StudySection(_Strict):
         3,
         ge=0,
         le=1000,
-        description="keep the models of this many best trials (harness evaluate --top K); "
-        "a multi-objective study keeps its Pareto front's",
+        description="keep the models of this many best trials (harness evaluate --top K), "
+        "and the best hand-picked ([[enqueue]]) one's; a multi-objective study keeps its "
+        "Pareto front's",
+    )
+    folds: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="k-fold cross-validation: each trial trains this many models on "
+        "stratified, group-aware folds of the training data (training and validation "
+        "splits pooled) and reports their mean and spread; 0: one validation split",
     )
     ensemble: int = Field(
         0,
@@ -134,6 +143,12 @@ class StudySection(_Strict):
     max_worker_memory_mb: float | None = Field(
         None, gt=0, description="restart a worker process once its memory exceeds this"
     )
+
+    @model_validator(mode="after")
+    def _folds_are_two_or_more(self):
+        if self.folds == 1:
+            raise ValueError("folds: 1 fold validates on nothing; give 2 or more, or 0")
+        return self
 
     @model_validator(mode="after")
     def _ensemble_of_kept_models(self):

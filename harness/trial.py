@@ -15,6 +15,7 @@ import time
 from typing import Any, Protocol
 
 from harness.context import TrialContext, TrialResult
+from harness.cross_validation import FoldReport, cross_validate, refit_on_all
 from harness.errors import (
     HarnessError,
     StudyAborted,
@@ -142,11 +143,18 @@ def run_trial(
     forget_saved_model()
     plugins.trial_start(trial)
     try:
-        pipeline = TrialPipeline(trial)
+        folds = spec.study.folds
+        # Folds fit their own data: no strategy keyed on the whole dataset (a feature cache).
+        pipeline = TrialPipeline(trial, strategies=()) if folds else TrialPipeline(trial)
         built = pipeline.prepare()
         model = built.model
         trial.extra["dataset_info"] = pipeline.dataset.info
         trial.extra["has_test_split"] = pipeline.dataset.test is not None
+        if folds:
+            tracker_callbacks = plugins.trial_callbacks(trial)
+            result = _cross_validated(trial, pipeline, reporter, history, tracker_callbacks)
+            _finish(trial, plugins, result, started, tracker_callbacks)
+            return result
         # A strategy may fit something cheaper than the whole model on the images every
         # epoch (harness.features: a frozen base's head on features computed once; `model`,
         # base + head, is still the one saved). Computing the features counts as training.
@@ -169,10 +177,11 @@ def run_trial(
             train_seconds=train_seconds,
             epochs_run=float(len(next(iter(history.values()), []))),
         )
+        metrics.update(_validation_examples(pipeline.dataset))
         _check_objectives(spec, metrics)
         result = TrialResult("complete", metrics, history, model=model)
-    except TrialPruned:
-        result = _stopped("pruned", history)
+    except TrialPruned as pruned:
+        result = getattr(pruned, "result", None) or _stopped("pruned", history)
     except StudyAborted as exc:
         result = _stopped("failed", history, str(exc))
         _finish(trial, plugins, result, started, tracker_callbacks)
@@ -191,6 +200,39 @@ def run_trial(
         result = _stopped("failed", history, describe_exception(exc))
     _finish(trial, plugins, result, started, tracker_callbacks)
     return result
+
+
+def _cross_validated(trial, pipeline, reporter, history, tracker_callbacks) -> TrialResult:
+    """One trial as K fits (:mod:`harness.cross_validation`): its figures are the folds'
+    means with each objective's spread; its model is refitted on all folds on demand."""
+    spec = trial.study.spec
+    phases = pipeline.fit_phases()
+
+    def guard(fold_history):
+        return _EpochGuard(NullReporter(), fold_history, required_metrics(spec), phases)
+
+    started = time.perf_counter()
+    report = FoldReport([o.metric for o in spec.objectives])
+    try:
+        out_of_fold = cross_validate(
+            trial, pipeline, reporter, guard, _final_metrics, tracker_callbacks, report
+        )
+    except TrialPruned as exc:
+        history.update(report.history())
+        exc.result = TrialResult("pruned", report.metrics(), history)
+        raise
+    history.update(report.history())
+    metrics = report.metrics()
+    metrics.update(
+        params=float(pipeline.built.model.count_params()),
+        train_seconds=time.perf_counter() - started,
+    )
+    _check_objectives(spec, metrics)
+    return TrialResult(
+        "complete", metrics, history,
+        refit=refit_on_all(pipeline, metrics.get("epochs_run", 0.0)),
+        out_of_fold=out_of_fold,
+    )
 
 
 def _stopped(state: str, history: dict[str, list[float]], reason: str | None = None):
@@ -240,6 +282,14 @@ def _final_metrics(model, val_ds, history) -> dict[str, float]:
         if not math.isfinite(value):
             raise TrialFailed(f"{key} is {value}; lower the learning rate or add normalization")
     return metrics
+
+
+def _validation_examples(dataset) -> dict[str, float]:
+    """``{"val_examples": n}``, the validation split's size when tf.data knows it: the
+    binomial standard error of the trial's accuracy (:mod:`harness.noise`) needs it."""
+    split = dataset.validation
+    known = int(split.cardinality()) if hasattr(split, "cardinality") else -1
+    return {"val_examples": float(known)} if known > 0 else {}
 
 
 def _check_objectives(spec, metrics: dict[str, float]) -> None:

@@ -72,6 +72,18 @@ def test_kept_models_are_the_best_few_with_ties_to_the_lower_number():
     assert keep.models_to_keep(front, _spec("maximize", objectives=2)) == {0, 1}
 
 
+def test_the_best_hand_picked_trials_model_is_kept_to_be_measured_beside_the_best():
+    from harness.results import hand_picked_numbers
+
+    done = {1: [0.9], 2: [0.8], 3: [0.95], 4: [0.6], 5: [0.5]}
+    # Hand-picked #0 was interrupted, re-run as #2, interrupted, re-run as #4; #1 is not.
+    picked = hand_picked_numbers(1, {2: 0, 4: 2})
+    assert picked == {0, 2, 4}
+    assert keep.models_to_keep(done, _spec("maximize", keep=2), picked) == {3, 1, 2}
+    assert keep.models_to_keep(done, _spec("maximize", keep=1), {4, 5}) == {3, 4}
+    assert keep.models_to_keep(done, _spec("maximize", keep=1), {6}) == {3}, "not complete"
+
+
 def _worker_study(write_study, backend_table: str = "") -> str:
     return str(
         write_study(f"""

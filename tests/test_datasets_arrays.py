@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from conftest import shared_data
 from harness_plugins.datasets.csv_table import CsvTableParams, load_csv_table
+from harness_plugins.datasets.digits import DigitsParams, load_digits
 from harness_plugins.datasets.linear import LinearParams, load_linear
 from harness_plugins.datasets.mnist import (
     FASHION_CLASSES,
@@ -624,7 +625,15 @@ def test_shared_mnist_idx_and_npz(ctx):
     assert x_idx.shape == (500, 28, 28, 1) and x_idx.max() == 1.0
     np.testing.assert_array_equal(x_idx, x_npz)
     np.testing.assert_array_equal(y_idx, y_npz)
-    assert list(y_idx[:5]) == [5, 0, 4, 1, 9]  # the first MNIST training labels
+    # limit is a stratified sample of the whole file, not its first 500 rows
+    with np.load(folder / "mnist.npz") as whole:
+        share = np.bincount(whole["y_train"], minlength=10) / len(whole["y_train"])
+    assert np.abs(np.bincount(y_idx, minlength=10) - 500 * share).max() <= 1
+    other = load_mnist(
+        MnistParams(path=str(folder), limit=500, test_limit=300, validation="test"),
+        LoadContext(ctx.cache_dir, seed=ctx.seed + 1),
+    )
+    assert not np.array_equal(arrays(other.train)[0], x_idx)  # another seed, another sample
     assert len(arrays(npz.validation)[1]) == len(arrays(npz.test)[1]) == 300
     held = load_mnist(MnistParams(path=str(folder), limit=500, test_limit=300), ctx)
     assert held.train_size == 450 and len(arrays(held.test)[1]) == 300
@@ -706,3 +715,74 @@ def test_linear_study_runs_end_to_end(write_study, run_study_in_process):
     assert set(table["state"]) == {"complete"}
     assert table["val_loss"].notna().all()
     assert table["params"].eq(2).all()  # one Dense(1): a weight and a bias
+
+
+# --------------------------------------------------------------------------- groups, samples
+
+
+def test_stratified_group_split_keeps_groups_apart_stratified_and_seeded():
+    from harness.data import stratified_group_split
+
+    labels = np.repeat([0, 1, 2], 40)
+    within = np.tile(np.arange(40), 3)
+    groups = np.array([f"{c}-{i // 8}" for c, i in zip(labels, within, strict=True)])
+    train, val = stratified_group_split(labels, groups, 0.2, seed=3)
+    assert not set(groups[train]) & set(groups[val])
+    assert np.bincount(labels[val]).tolist() == [8, 8, 8]  # one of each class's 5 groups
+    order = np.random.default_rng(0).permutation(len(labels))  # rows' order does not matter
+    _, shuffled = stratified_group_split(labels[order], groups[order], 0.2, seed=3)
+    assert sorted(groups[order][shuffled]) == sorted(groups[val])
+    assert set(groups[stratified_group_split(labels, groups, 0.2, seed=4)[1]]) != set(groups[val])
+    # groups spanning classes (patients with both kinds of cells): one group-aware fold
+    patients = np.array([f"p{i % 12}" for i in range(len(labels))])
+    train, val = stratified_group_split(labels, patients, 0.25, seed=1)
+    assert not set(patients[train]) & set(patients[val])
+    assert set(labels[val]) == {0, 1, 2} and 0.15 < len(val) / len(labels) < 0.35
+
+
+def test_stratified_group_split_refuses_a_class_with_a_single_group():
+    from harness.data import stratified_group_split
+
+    labels = np.repeat([0, 1], 6)
+    groups = np.array(["a1"] * 6 + ["b1", "b2"] * 3)
+    with pytest.raises(HarnessError, match="class 'cats' has a single group"):
+        stratified_group_split(labels, groups, 0.3, 0, class_names=("cats", "dogs"))
+
+
+def test_stratified_sample_keeps_class_shares_and_is_seeded():
+    from harness.data import stratified_sample
+
+    labels = np.repeat([0, 1, 2], [100, 50, 10])
+    kept = stratified_sample(labels, 32, seed=5)
+    assert np.bincount(labels[kept]).tolist() == [20, 10, 2]
+    assert kept.tolist() == stratified_sample(labels, 32, seed=5).tolist()
+    assert kept.tolist() != stratified_sample(labels, 32, seed=6).tolist()
+    assert kept.max() >= 100  # not the first rows
+
+
+def test_csv_group_column_holds_out_whole_groups(tmp_path, ctx):
+    rng = np.random.default_rng(0)
+    patient = np.repeat([f"p{i}" for i in range(10)], 6)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "patient": patient,
+                          "y": np.tile([0, 1], 30)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    data = load_csv_table(CsvTableParams(path=str(tmp_path / "t.csv"), label="y",
+                                         group="patient", validation_split=0.2), ctx)
+    assert data.info.input_shape == (1,)  # the group column is not a feature
+    assert len(data.train_groups) == data.train_size
+    assert not set(data.train_groups) & set(data.validation_groups)
+    assert len(set(data.validation_groups)) == 2
+    with pytest.raises(HarnessError, match="no group column 'subject'"):
+        load_csv_table(CsvTableParams(path=str(tmp_path / "t.csv"), label="y",
+                                      group="subject"), ctx)
+
+
+def test_digits_limit_is_a_stratified_sample(ctx):
+    data = load_digits(DigitsParams(limit=100), ctx)
+    y = np.concatenate([arrays(data.train)[1], arrays(data.validation)[1]])
+    x = np.concatenate([arrays(data.train)[0], arrays(data.validation)[0]])
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    first = (sklearn_digits().images[:100] / 16.0).astype("float32")[..., np.newaxis]
+    assert np.bincount(y).min() >= 9  # 100 of 1,797 images: about 10 of each digit
+    assert not {row.tobytes() for row in x} <= {row.tobytes() for row in first}

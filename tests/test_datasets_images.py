@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,7 @@ from harness_plugins.datasets.course_images import SETS
 from harness_plugins.datasets.image_folder import ImageFolderParams, load_image_folder
 from PIL import Image
 
-from harness.data import LoadContext, stratified_split
+from harness.data import LoadContext, stratified_group_split, stratified_split
 from harness.download import DownloadUnavailable
 from harness.errors import HarnessError
 
@@ -341,7 +344,8 @@ def test_every_cache_mode_yields_the_same_data(tmp_path, caplog, options, mode):
 
 
 def test_stratified_split_is_seeded_and_per_class():
-    assert image_folder.stratified_split is stratified_split  # one shared splitter
+    # one shared splitter: without groups, stratified_group_split is stratified_split
+    assert image_folder.stratified_group_split is stratified_group_split
     labels = np.repeat([0, 1, 2], [10, 20, 1])
     train, val = stratified_split(labels, 0.2, seed=5)
     assert sorted(np.bincount(labels[val], minlength=3).tolist()) == [0, 2, 4]
@@ -505,3 +509,133 @@ def test_images_are_held_as_uint8_and_scaled_per_batch(tmp_path):
     np.testing.assert_allclose(batch_x, raw_x / 255.0, rtol=1e-6)
     val_x = np.concatenate([x.numpy() for x, _ in val_ds])
     np.testing.assert_allclose(val_x, collect(ds.validation)[0] / 255.0, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- groups, samples
+
+
+def write_grouped(root: Path, classes=("a", "b"), groups: int = 5, per_group: int = 3) -> Path:
+    """Class folders of PNGs named ``<class><NN>-<i>.png`` (group ``<class><NN>``), each
+    group's images one shade of its class's channel, so a decoded image tells its group."""
+    for channel, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for group in range(groups):
+            colour = [0, 0, 0]
+            colour[channel] = 60 + 40 * group
+            for index in range(per_group):
+                Image.new("RGB", (8, 8), tuple(colour)).save(
+                    root / name / f"{name}{group:02d}-{index}.png"
+                )
+    return root
+
+
+def groups_of(x: np.ndarray, classes=("a", "b")) -> list[str]:
+    """The group each decoded ``write_grouped`` image shows."""
+    means = x.mean(axis=(1, 2)) * 255
+    channel = means.argmax(axis=1)
+    shade = np.rint((means.max(axis=1) - 60) / 40).astype(int)
+    return [f"{classes[c]}{g:02d}" for c, g in zip(channel, shade, strict=True)]
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_group_pattern_holds_out_whole_groups_aligned_with_the_examples(tmp_path, cache):
+    root = write_grouped(tmp_path / "data")
+    ds = load_image_folder(
+        params(root, image_size=8, validation_split=0.4, group=r"^([a-z]+\d+)-", cache=cache),
+        LoadContext(tmp_path / "c", seed=4),
+    )
+    x_train, y_train = collect(ds.model_split("train"))
+    x_val, y_val = collect(ds.model_split("validation"))
+    # one group name per example, in the order of each split
+    assert list(ds.train_groups) == groups_of(x_train)
+    assert list(ds.validation_groups) == groups_of(x_val)
+    assert not set(ds.train_groups) & set(ds.validation_groups)
+    assert np.bincount(y_val).tolist() == [6, 6]  # 2 of each class's 5 groups
+    assert "whole groups" in ds.info.preprocessing["validation"]
+
+
+def test_a_validation_folder_sharing_groups_is_pooled_and_split_by_group(tmp_path):
+    write_grouped(tmp_path / "data" / "train", groups=4)
+    write_grouped(tmp_path / "data" / "validation", groups=4, per_group=1)  # same groups
+    ds = load_image_folder(
+        params(tmp_path / "data", image_size=8, group=r"^([a-z]+\d+)-"),
+        LoadContext(tmp_path / "c"),
+    )
+    assert not set(ds.train_groups) & set(ds.validation_groups)
+    assert len(ds.train_groups) + len(ds.validation_groups) == 2 * 4 * 4
+    assert ds.info.preprocessing["validation_source"] == "train"
+    assert "pooled" in ds.info.preprocessing["validation"]
+
+
+def test_group_subfolder_names_the_group(tmp_path):
+    for name in ("a", "b"):
+        for group in ("g1", "g2", "g3"):
+            write_class(tmp_path / "data" / name / f"{name}-{group}", COLOURS["a_red"], count=2)
+    ds = load_image_folder(
+        params(tmp_path / "data", image_size=8, group="subfolder", validation_split=0.3),
+        LoadContext(tmp_path / "c"),
+    )
+    assert set(ds.validation_groups) | set(ds.train_groups) == {
+        f"{n}-{g}" for n in "ab" for g in ("g1", "g2", "g3")
+    }
+    assert not set(ds.train_groups) & set(ds.validation_groups)
+
+
+def test_limit_per_class_is_a_seeded_sample_not_the_first_files(tmp_path):
+    from harness._images import find_layout, scan_tree
+
+    layout = find_layout(write_grouped(tmp_path / "data", groups=10, per_group=2))
+
+    def picked(seed):
+        return [p.name for p in scan_tree(layout, limit_per_class=5, seed=seed).files["all"]]
+
+    first = [f"a{g:02d}-{i}.png" for g in range(3) for i in range(2)][:5]
+    assert picked(3) == picked(3) and picked(3) != picked(4)
+    assert picked(3)[:5] != first and len(picked(3)) == 10
+    assert len({name.split("-")[0] for name in picked(3)}) > 3  # more than the first groups
+
+
+def _harness(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "harness", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _grouped_study(tmp_path: Path, group: str, **trees) -> Path:
+    root = write_grouped(tmp_path / "data", **trees)
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'[study]\nname = "grouped"\ntrials = 1\nseed = 2\n\n'
+        f'[dataset]\nname = "image_folder"\npath = "{root.as_posix()}"\nimage_size = 8\n'
+        f"validation_split = 0.4\ngroup = '{group}'\n\n"
+        '[model]\nname = "dense"\n'
+    )
+    return study
+
+
+def test_validate_prints_examples_per_class_and_groups_of_each_split(tmp_path):
+    study = _grouped_study(tmp_path, r"^([a-z]+\d+)-")
+    done = _harness("validate", str(study))
+    assert done.returncode == 0, done.stderr
+    assert "  train: 18 examples (a 9, b 9), 6 groups" in done.stdout
+    assert "  validation: 12 examples (a 6, b 6), 4 groups" in done.stdout
+    assert "tensorflow" not in done.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    ("group", "trees", "says"),
+    [
+        ("^[a-z]+", {}, "has no capture group"),
+        (r"^x(\d+)", {}, "matches no file (e.g. a/a00-0.png)"),
+        (r"^([a-z])\d+-", {}, "class 'a' has a single group ('a')"),
+        (r"^([a-z]+0[0-3])-", {}, "does not match 6 of 30 files"),
+    ],
+)
+def test_validate_refuses_a_bad_group_in_one_line(tmp_path, group, trees, says):
+    study = _grouped_study(tmp_path, group, **trees)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    done = _harness("validate", str(study))
+    assert done.returncode == 2
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -131,8 +131,9 @@ def test_same_study_with_both_backends_gives_the_same_table(
     assert main(["show", "kt", "--runs-dir", str(tmp_path / "kt")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "study kt: 3 of 3 trials finished (3 complete)"
-    assert lines[1].split()[:3] == ["number", "state", "val_accuracy"]
-    assert len(lines) == 5
+    assert lines[1].startswith("within noise of the best, #")
+    assert lines[2].split()[:4] == ["number", "state", "val_accuracy", "val_accuracy_se"]
+    assert len(lines) == 6
 
 
 

@@ -18,10 +18,10 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "download", "quiet", "logs", "devices", "options", "smoke", "card", "models",
         "layers", "textgen", "_images", "resume", "run_marker", "validation", "study_source",
         "program",
-        "ensemble_selection",
+        "ensemble_selection", "noise", "split_summary",
     ),
     1: ("harness", "hookspecs", "plugins"),  # the plugin manager and every hook
-    2: ("fit_inputs", "features", "pipeline", "trial"),  # the trial runner
+    2: ("fit_inputs", "features", "pipeline", "trial", "folds", "cross_validation"),  # trials
     3: (  # search backends: a declared contract, each backend its own config
         "backends", "backends.base", "backends.optuna", "backends.kerastuner",
         "backends.kerastuner.config", "backends.kerastuner.space", "backends.kerastuner.store",

@@ -60,7 +60,8 @@ REFUSED = "RuntimeError: hook_dense refuses 7 units"
 
 RAISER = '''
 """A second tracker, registered after the recorder (so pluggy calls it first): its
-trial_end and test_evaluated record that they ran, then raise; it adds no callbacks."""
+trial_end, test_evaluated and ensemble_built record that they ran, then raise; it adds no
+callbacks."""
 
 import json
 import os
@@ -91,6 +92,12 @@ def harness_trial_end(trial, result):
 def harness_test_evaluated(study, trial_number, metrics):
     _ran("harness_test_evaluated", trial_number)
     raise RuntimeError(f"raiser fails on purpose testing trial {trial_number}")
+
+
+@harness.hookimpl
+def harness_ensemble_built(study, ensemble):
+    _ran("harness_ensemble_built", None)
+    raise RuntimeError("raiser fails on purpose after the ensemble")
 '''
 
 STUDY = """
@@ -615,6 +622,12 @@ def test_hook_harness_ensemble_built(hook_run):
     (at_end,) = hook_run.calls("harness_ensemble_built")
     assert at_end["ensemble"]["members"] == record["members"]
     assert hook_run.index("harness_test_evaluated") < hook_run.index("harness_ensemble_built")
+    # The raiser's implementation raised first (pluggy calls the later plugin first): a
+    # warning names it, the recorder's still ran, and the ensemble was written.
+    assert hook_run.index("raiser:harness_ensemble_built") < hook_run.index(
+        "harness_ensemble_built"
+    )
+    assert "raiser fails on purpose after the ensemble" in hook_run.cli["run"]["err"]
 
 
 # --- the golden order --------------------------------------------------------------------

@@ -277,8 +277,12 @@ def test_quickstart_cli_end_to_end(tmp_path):
     assert show.returncode == 0, show.stderr
     lines = show.stdout.strip().splitlines()
     assert lines[0] == "study quickstart: 2 of 2 trials finished (2 complete)"
-    assert lines[1].split()[:4] == ["number", "state", "val_accuracy", "test_accuracy"]
-    assert len(lines) == 4
+    assert lines[1].startswith("within noise of the best, #")
+    assert lines[2].startswith(("hand-picked trial #0: ", "the hand-picked trial #0 is still"))
+    assert lines[3].split()[:5] == [
+        "number", "state", "hand_picked", "val_accuracy", "val_accuracy_se"
+    ]
+    assert len(lines) == 6
     assert "test split, trial #" in run.stdout, "the best trial is measured on the test split"
     table = pd.read_csv(tmp_path / "runs" / "quickstart" / "trials.csv")
     assert table.loc[0, "number"] == 0 or table["number"].tolist().count(0) == 1

@@ -51,7 +51,11 @@ def write_sign_csvs(folder: Path) -> Path:
     return folder
 
 
-def write_image_tree(folder: Path, classes: tuple[str, ...], split: str = "validation") -> Path:
+def write_image_tree(
+    folder: Path, classes: tuple[str, ...], split: str = "validation", file_name=None
+) -> Path:
+    """Class folders of images; ``file_name(class, i)`` names them as the real data does
+    (the studies' ``[dataset] group`` patterns read the names), else ``<class><i>.jpg``."""
     rng = np.random.default_rng(2)
     for part, count in (("train", 4), (split, 2)):
         for index, name in enumerate(classes):
@@ -59,7 +63,8 @@ def write_image_tree(folder: Path, classes: tuple[str, ...], split: str = "valid
             target.mkdir(parents=True)
             for i in range(count):
                 pixels = rng.integers(0, 60, (48, 40, 3)) + 60 * index
-                Image.fromarray(pixels.astype(np.uint8)).save(target / f"{name}{i}.jpg")
+                file = file_name(name, i) if file_name else f"{name}{i}.jpg"
+                Image.fromarray(pixels.astype(np.uint8)).save(target / file)
     return folder
 
 
@@ -89,8 +94,14 @@ def fixture_for(dataset: str, root: Path) -> Path | None:
     if dataset == "fruits":
         return write_image_tree(root / "fruits", ("Apple", "Banana", "Orange"), split="test")
     if dataset == "malaria":
-        return write_image_tree(root / "cells", ("Parasitized", "Uninfected"))
-    if dataset in ("horses_or_humans", "cats_vs_dogs", "image_folder"):
+        return write_image_tree(  # one patient per slide number: C3P3ThinF_..._cell_3.png
+            root / "cells", ("Parasitized", "Uninfected"),
+            file_name=lambda name, i: f"C{i}P{i}ThinF_IMG_20150618_{i}_cell_{i}.png",
+        )
+    if dataset == "horses_or_humans":  # horse01-0.png: two images of each horse
+        return write_image_tree(root / "images", ("horses", "humans"),
+                                file_name=lambda name, i: f"{name[:-1]}0{i // 2}-{i}.png")
+    if dataset in ("cats_vs_dogs", "image_folder"):
         return write_image_tree(root / "images", ("a", "b"))
     return None
 

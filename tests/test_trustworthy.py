@@ -4,6 +4,7 @@ reports, problems no trial can avoid stop the study at once (all through the CLI
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import textwrap
@@ -562,3 +563,60 @@ def test_a_nan_fixed_value_resumes_its_own_study():
     changed = {**now, "literals": {"model.x": 0.5}}
     with pytest.raises(HarnessError, match="model.x = NaN there, 0.5 now"):
         check_resumes_same_study("s", recorded, changed, finished=True)
+
+
+def test_the_best_is_compared_with_the_hand_picked_trial_on_both_splits_with_its_noise(
+    tmp_path, cli
+):
+    """Trial #0 is hand-picked (a learning rate too small to learn in one epoch): it is
+    measured on the test split beside the best although keep_models = 1 keeps only the
+    best's model otherwise, and every gap printed carries its standard error."""
+    path = study_file(tmp_path, trials=3, study_extra="keep_models = 1")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(
+            "learning_rate = {choice = [0.00001, 0.02]}\n\n"
+            "[[enqueue]]\nmodel.units = 8\ntrain.learning_rate = 0.00001\n"
+        )
+    code, out, err = cli("run", path, "--in-process", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "trust"
+    table = pd.read_csv(run_dir / "trials.csv")
+    best, picked = table.iloc[0], table[table["number"] == 0].iloc[0]
+    assert int(best["number"]) != 0, "the hand-picked trial learned nothing"
+    examples = int(picked["val_examples"])
+    assert examples > 0 and (table["val_examples"] == examples).all()
+    assert (run_dir / "models" / "trial-0000.keras").is_file(), "kept to be measured"
+    assert table["test_accuracy"].notna().sum() == 2, "the best and the hand-picked one"
+
+    gap = best["val_accuracy"] - picked["val_accuracy"]
+    error = math.hypot(
+        *(math.sqrt(p * (1 - p) / examples) for p in (best["val_accuracy"], picked["val_accuracy"]))
+    )
+    assert (
+        f"hand-picked trial #0: val_accuracy={picked['val_accuracy']:.4f}; the search's best "
+        f"is better by {gap:.4f} (standard error {error:.4f})"
+    ) in out
+    tests = [ln for ln in out.splitlines() if ln.startswith("test split, trial #")]
+    assert tests[0].startswith(f"test split, trial #{int(best['number'])} (best): test_accuracy=")
+    figure = f"test_accuracy={picked['test_accuracy']:.4f}"
+    assert tests[1].startswith(f"test split, trial #0 (hand-picked): {figure}")
+    test_gap = best["test_accuracy"] - picked["test_accuracy"]
+    assert f"; the search's best is better by {test_gap:.4f} (standard error 0.0" in tests[1]
+
+    code, out, err = cli("show", "trust")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].startswith(f"within noise of the best, #{int(best['number'])} (gap under two")
+    assert lines[2].startswith("hand-picked trial #0: val_accuracy=")
+    assert lines[3].split()[:5] == [
+        "number", "state", "hand_picked", "val_accuracy", "val_accuracy_se"
+    ]
+    row = next(ln.split() for ln in lines[4:] if ln.split()[0] == "0")
+    assert row[1:3] == ["complete", "yes"]
+
+    code, out, err = cli("report", "trust")
+    assert code == 0, err
+    page = (run_dir / "report" / "index.html").read_text()
+    assert "the search&#x27;s best is better by" in page and "(standard error 0.0" in page
+    assert "hand-picked trial #0 on the test split (measured once): test_accuracy" in page
+    assert "<th class=\"text\">hand_picked</th>" in page

@@ -3,9 +3,9 @@
 A backend hands over the objective values of its complete trials (``trial number ->
 values``, the new trial's included) and the numbers of its finished ones; this module
 saves the new trial's model when it is among the kept ones (``[study].keep_models``
-best, or the Pareto front of a multi-objective study), deletes the kept models that no
-longer are, and refreshes ``best.keras`` when the new trial is the best so far. Ties
-go to the lower trial number, everywhere.
+best and the best hand-picked one, or the Pareto front of a multi-objective study),
+deletes the kept models that no longer are, and refreshes ``best.keras`` when the new
+trial is the best so far. Ties go to the lower trial number, everywhere.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.results import prune_trial_models, save_best_model, save_trial_model
+from harness.results import (
+    hand_picked_numbers,
+    prune_trial_models,
+    save_best_model,
+    save_trial_model,
+)
 
 
 def _signs(spec: Any) -> list[int]:
@@ -27,10 +32,12 @@ def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
     return any(better) and not any(worse)
 
 
-def models_to_keep(done: dict[int, list[float]], spec: Any) -> set[int]:
+def models_to_keep(
+    done: dict[int, list[float]], spec: Any, hand_picked: set[int] = frozenset()
+) -> set[int]:
     """Trial numbers whose models stay on disk, of the complete trials in ``done``: the
-    ``keep_models`` best (ties: the lower number), or the Pareto front of a
-    multi-objective study."""
+    ``keep_models`` best (ties: the lower number) and the best of ``hand_picked`` (measured
+    on the test split beside the best), or the Pareto front of a multi-objective study."""
     signs = _signs(spec)
     if spec.multi_objective:
         return {
@@ -39,7 +46,8 @@ def models_to_keep(done: dict[int, list[float]], spec: Any) -> set[int]:
             if not any(_dominates(w, v, signs) for m, w in done.items() if m != n)
         }
     ranked = sorted(done, key=lambda n: (-signs[0] * done[n][0], n))
-    return set(ranked[: spec.study.keep_models])
+    picked = [n for n in ranked if n in hand_picked]
+    return set(ranked[: spec.study.keep_models]) | set(picked[:1])
 
 
 def is_best(done: dict[int, list[float]], spec: Any, number: int) -> bool:
@@ -61,11 +69,14 @@ def keep_trial_model(
     result: Any,
     done: dict[int, list[float]],
     finished: set[int],
+    reruns: dict[int, int] | None = None,
 ) -> None:
     """After trial ``trial.number`` completed with ``result`` (its values already in
     ``done``): save its model if it is kept, drop the models of ``finished`` trials
-    that no longer are, and refresh ``best.keras`` when it is the best so far."""
-    keep = models_to_keep(done, spec)
+    that no longer are, and refresh ``best.keras`` when it is the best so far.
+    ``reruns`` (trial number -> the one it re-runs) finds re-run hand-picked trials."""
+    picked = hand_picked_numbers(len(spec.enqueue), reruns)
+    keep = models_to_keep(done, spec, picked)
     if trial.number in keep:
         save_trial_model(run_dir, trial, result)
     if not spec.multi_objective and is_best(done, spec, trial.number):

@@ -347,7 +347,12 @@ def _keep_model(study, spec, context, ctx, result, values) -> None:
     }
     done[ctx.number] = list(values)
     finished = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
-    keep_trial_model(context.run_dir, spec, ctx, result, done, finished)
+    reruns = {
+        t.number: t.user_attrs[RETRY_OF]
+        for t in study.get_trials(deepcopy=False)
+        if isinstance(t.user_attrs.get(RETRY_OF), int)
+    }
+    keep_trial_model(context.run_dir, spec, ctx, result, done, finished, reruns)
 
 
 def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:

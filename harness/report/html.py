@@ -7,12 +7,16 @@ import html
 from datetime import datetime
 from typing import Any
 
+from harness.evaluate import test_examples
+from harness.noise import compare_with_hand_picked, short_number, trial_error, with_noise_columns
 from harness.report.data import ReportData, _missing
 from harness.report.plots import Section
 from harness.results import read_ensemble
 
 #: Rows of the summary table in the HTML (the whole table is in trials.csv).
 TABLE_ROWS = 30
+#: Columns of the trials table that hold words, aligned left.
+_TEXT_COLUMNS = ("state", "hand_picked", "fail_reason")
 
 
 _CSS = """
@@ -94,7 +98,7 @@ def _best_html(data: ReportData) -> list[str]:
         f"{esc(n)} = {esc(_show(best[n]))}" for n in data.searched if not _missing(best[n])
     )
     values = ", ".join(
-        f"{esc(o['metric'])} = {esc(_show(best[o['metric']]))}"
+        f"{esc(o['metric'])} = {esc(_show(best[o['metric']]))}{_error_text(best, o['metric'])}"
         for o in data.objectives if o["metric"] in best.index
     )
     tests = [c for c in data.table.columns if str(c).startswith("test_")]
@@ -103,9 +107,37 @@ def _best_html(data: ReportData) -> list[str]:
     )
     test_line = f"<br>test split (measured once): {measured}" if measured else ""
     return [
-        f'<p class="best"><b>Best trial #{int(best["number"])}</b>: {values}{test_line}<br>'
-        f"{params or 'no searched parameters'}</p>"
+        f'<p class="best"><b>Best trial #{int(best["number"])}</b>: {values}{test_line}'
+        f"{_hand_picked_html(data, tests)}<br>{params or 'no searched parameters'}</p>"
     ]
+
+
+def _error_text(row: Any, metric: str) -> str:
+    """`` (standard error 0.0090)`` when the figure's standard error is known."""
+    error = trial_error(row, metric)
+    return f" (standard error {short_number(error)})" if error is not None else ""
+
+
+def _hand_picked_html(data: ReportData, tests: list[str]) -> str:
+    """The best trial against the best hand-picked one, on both splits, with the noise."""
+    esc = html.escape
+    versus = compare_with_hand_picked(
+        data.table, data.objectives, int(data.meta.get("enqueued") or 0),
+        test_examples(data.run_dir),
+    )
+    if versus is None:
+        return ""
+    out = f"<br>{esc(versus.validation_line())}"
+    if versus.test_line() is not None:
+        row = data.table[data.table["number"] == versus.picked].iloc[0]
+        measured = ", ".join(
+            f"{esc(c)} = {esc(_show(row[c]))}" for c in tests if not _missing(row[c])
+        )
+        out += (
+            f"<br>hand-picked trial #{versus.picked} on the test split (measured once): "
+            f"{measured}; {esc(versus.test_line())}"
+        )
+    return out
 
 
 def _ensemble_html(record: dict[str, Any] | None) -> list[str]:
@@ -184,8 +216,11 @@ def _table_html(data: ReportData) -> list[str]:
     out = ['<h2 id="trials">Trials</h2>']
     if table.empty:
         return out + ['<p class="note">No trials recorded.</p>']
-    columns = ["number", "state"]
-    columns += [o["metric"] for o in data.objectives]
+    table = with_noise_columns(table, data.objectives, data.meta.get("enqueued"))
+    columns = ["number", "state", "hand_picked"]
+    for objective in data.objectives:
+        metric = objective["metric"]
+        columns += [metric, f"{metric}_std", f"{metric}_se"]
     columns += [c for c in table.columns if str(c).startswith("test_")]
     columns += data.searched
     columns += ["val_loss", "loss", "epochs_run", "duration_s", "retry_of", "fail_reason"]
@@ -195,7 +230,7 @@ def _table_html(data: ReportData) -> list[str]:
             seen.append(column)
     shown = table.head(TABLE_ROWS)
     out.append("<table><tr>" + "".join(
-        f'<th class="{"text" if c in ("state", "fail_reason") else ""}">{esc(c)}</th>'
+        f'<th class="{"text" if c in _TEXT_COLUMNS else ""}">{esc(c)}</th>'
         for c in seen
     ) + "</tr>")
     for _, row in shown.iterrows():
@@ -203,7 +238,7 @@ def _table_html(data: ReportData) -> list[str]:
         for column in seen:
             value = row[column]
             text = "" if _missing(value) else _show(value)
-            cls = "text" if column in ("state", "fail_reason") else ""
+            cls = "text" if column in _TEXT_COLUMNS else ""
             cells.append(f'<td class="{cls}">{esc(text)}</td>')
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table>")

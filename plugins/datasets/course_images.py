@@ -17,16 +17,16 @@ from pathlib import Path
 from harness_plugins.datasets.image_folder import (
     ImageFolderParams,
     ImageSize,
-    check_image_layout,
     check_readable_classes,
     file_lock,
     load_image_layout,
+    prepare_tree,
 )
 from pydantic import Field
 
 import harness
 from harness._images import decode_image, find_layout, merge_aliases, unwrap_folder
-from harness.data import Dataset, LoadContext
+from harness.data import Dataset, LoadContext, SplitLabels
 from harness.download import fetch, keras_cache_dir
 from harness.errors import HarnessError
 
@@ -252,14 +252,28 @@ def _make_loader(dataset: CourseImageSet):
 
 def _make_check(dataset: CourseImageSet):
     def check(params: CourseImageParams) -> None:
-        """Cheap check before a run: the local layout and a readable image in every
-        training class (nothing to check before a download)."""
+        """Cheap check before a run: the local layout, a group for every file and every
+        class on both sides of the hold-out, and a readable image in every training class
+        (nothing to check before a download)."""
         if params.path:
             where = f"dataset {dataset.name!r}"
-            tree = check_image_layout(resolve_layout(dataset, params.path), params, where)
+            tree, _ = prepare_tree(resolve_layout(dataset, params.path), params, where, seed=0)
             check_readable_classes(tree, where)
 
     return check
+
+
+def _make_splits(dataset: CourseImageSet):
+    def splits(params: CourseImageParams, seed: int) -> SplitLabels | None:
+        """The labels (and groups) of each split from the local file listing, for
+        ``harness validate`` (None before a download)."""
+        if not params.path:
+            return None
+        where = f"dataset {dataset.name!r}"
+        tree, plan = prepare_tree(resolve_layout(dataset, params.path), params, where, seed)
+        return plan.labels(tree)
+
+    return splits
 
 
 @harness.hookimpl
@@ -274,4 +288,5 @@ def harness_register_datasets(register):
             tasks=("binary", "multiclass"),
             check=_make_check(dataset),
             decoder=decode_image,
+            splits=_make_splits(dataset),
         )

@@ -7,7 +7,10 @@ regression. Class names are the sorted distinct label values. Features are
 z-scored with the training rows' mean and standard deviation (recorded in
 ``DatasetInfo.preprocessing``) unless ``standardize = false``. There is no test
 split: ``validation_split`` of the rows validate, chosen with the study's seed
-and stratified by class for a classification.
+and stratified by class for a classification. With ``group`` (a column naming
+which rows belong together, e.g. a patient id), whole groups are held out
+(:func:`harness.data.stratified_group_split`) and the loader gives each row's
+group beside its label.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 import harness
-from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays
+from harness.data import (
+    Dataset,
+    DatasetInfo,
+    LoadContext,
+    SplitLabels,
+    from_arrays,
+    stratified_group_split,
+)
 from harness.errors import HarnessError
 
 from ._arrays import carve_validation, user_path
@@ -44,6 +54,10 @@ class CsvTableParams(BaseModel):
     validation_split: float = Field(
         0.2, gt=0, lt=1, description="share of the rows held out for validation with the "
         "study's seed (stratified by class for a classification)"
+    )
+    group: str | None = Field(
+        None, description="column naming which rows belong together (a patient, a "
+        "subject): a group's rows stay on one side of the validation split; never a feature"
     )
     standardize: bool = Field(True, description="z-score features with training-set statistics")
     delimiter: str = Field(",", min_length=1, max_length=1, description="field separator")
@@ -85,8 +99,13 @@ def _feature_columns(params: CsvTableParams, frame, path) -> tuple[list[str], li
             f"{path}: no label column {params.label!r}; set [dataset] label to one of the "
             f"columns: {_listing(columns, 40)}"
         )
+    if params.group is not None and params.group not in columns:
+        raise HarnessError(
+            f"{path}: no group column {params.group!r}; set [dataset] group to one of the "
+            f"columns: {_listing(columns, 40)}"
+        )
     if params.features is None:
-        others = [c for c in columns if c != params.label]
+        others = [c for c in columns if c not in (params.label, params.group)]
         features = [c for c in others if pd.api.types.is_numeric_dtype(frame[c])]
         skipped = [c for c in others if c not in features]
         if not features:
@@ -104,6 +123,11 @@ def _feature_columns(params: CsvTableParams, frame, path) -> tuple[list[str], li
     if params.label in params.features:
         raise HarnessError(
             f"{path}: [dataset] features includes the label column {params.label!r}; remove it"
+        )
+    if params.group is not None and params.group in params.features:
+        raise HarnessError(
+            f"{path}: [dataset] features includes the group column {params.group!r} (a model "
+            "would learn the groups, not the task); remove it"
         )
     text = [c for c in params.features if not pd.api.types.is_numeric_dtype(frame[c])]
     if text:
@@ -174,7 +198,7 @@ def _checked_table(params: CsvTableParams):
     task, labels, class names)."""
     path, frame = _read(params)
     features, skipped = _feature_columns(params, frame, path)
-    used = [*features, params.label]
+    used = [*features, params.label, *([params.group] if params.group else [])]
     empty = [c for c in used if frame[c].isna().any()]
     dropped = 0
     if empty:
@@ -210,21 +234,56 @@ def _refuse_infinite(frame, columns: list[str], path) -> None:
             )
 
 
+def _split_rows(params: CsvTableParams, frame, task, y, class_names, seed: int, path):
+    """``(train rows, validation rows, groups)`` of the checked table, groups None without
+    ``group``."""
+    rows = np.arange(len(y))
+    if params.group is None:
+        train, _, val, _ = carve_validation(
+            rows, y, params.validation_split, seed, f"csv_table {path}",
+            stratify=task != "regression",
+        )
+        return train, val, None
+    groups = frame[params.group].astype(str).to_numpy()
+    try:
+        train, val = stratified_group_split(
+            None if task == "regression" else y, groups, params.validation_split, seed,
+            class_names,
+        )
+    except HarnessError as exc:
+        raise HarnessError(f"{path}: group column {params.group!r}: {exc}") from None
+    return train, val, groups
+
+
 def check_csv_table(params: CsvTableParams) -> None:
-    """Before a run: the CSV is readable, its columns are there and numeric, and its labels
-    make sense (a small table is read whole; nothing is kept)."""
-    _checked_table(params)
+    """Before a run: the CSV is readable, its columns are there and numeric, its labels
+    make sense, and with ``group`` every class has groups on both sides (a small table is
+    read whole; nothing is kept)."""
+    path, frame, _, _, _, task, y, class_names = _checked_table(params)
+    if params.group is not None:
+        _split_rows(params, frame, task, y, class_names, 0, path)
+
+
+def csv_table_splits(params: CsvTableParams, seed: int) -> SplitLabels:
+    """The labels (and groups) of each split a trial with ``seed`` loads."""
+    path, frame, _, _, _, task, y, class_names = _checked_table(params)
+    train, val, groups = _split_rows(params, frame, task, y, class_names, seed, path)
+    return SplitLabels(
+        {"train": y[train], "validation": y[val]},
+        class_names,
+        {} if groups is None else {"train": groups[train], "validation": groups[val]},
+    )
 
 
 def load_csv_table(params: CsvTableParams, context: LoadContext) -> Dataset:
     """A CSV's numeric columns as features and one column as the label (class or value)."""
     path, frame, features, skipped, dropped, task, y, class_names = _checked_table(params)
     x = frame[features].to_numpy(dtype="float64")
-    stratify = task != "regression"
-    x_train, y_train, x_val, y_val = carve_validation(
-        x, y, params.validation_split, context.seed, f"csv_table {path}", stratify=stratify
-    )
-    how = ", stratified" if stratify else ""
+    train, val, groups = _split_rows(params, frame, task, y, class_names, context.seed, path)
+    x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
+    how = ", stratified" if task != "regression" else ""
+    if groups is not None:
+        how += f", whole groups of column {params.group!r}"
     preprocessing: dict = {
         "source": str(path),
         "features": features,
@@ -257,6 +316,8 @@ def load_csv_table(params: CsvTableParams, context: LoadContext) -> Dataset:
         y_train,
         x_val.astype("float32"),
         y_val,
+        groups_train=None if groups is None else groups[train],
+        groups_val=None if groups is None else groups[val],
     )
 
 
@@ -269,4 +330,5 @@ def harness_register_datasets(register):
         params=CsvTableParams,
         description="any CSV: numeric feature columns + one label column (class or value)",
         check=check_csv_table,
+        splits=csv_table_splits,
     )

@@ -6,7 +6,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 import harness
-from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays, stratified_split_arrays
+from harness.data import (
+    Dataset,
+    DatasetInfo,
+    LoadContext,
+    SplitLabels,
+    from_arrays,
+    stratified_sample,
+    stratified_split_arrays,
+)
+
+CLASS_NAMES = tuple(str(d) for d in range(10))
 
 
 class DigitsParams(BaseModel):
@@ -15,7 +25,10 @@ class DigitsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     validation_split: float = Field(0.2, gt=0, lt=1, description="share held out for validation")
-    limit: int | None = Field(None, ge=20, description="use only the first N images (quick tests)")
+    limit: int | None = Field(
+        None, ge=20, description="use a random sample of N images, stratified by class and "
+        "drawn with the study's seed (quick tests)"
+    )
     test_split: float = Field(
         0.0,
         ge=0,
@@ -25,8 +38,8 @@ class DigitsParams(BaseModel):
     )
 
 
-def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
-    """1,797 grey 8x8 digit images scaled to [0, 1], shape (8, 8, 1), 10 classes."""
+def _arrays(params: DigitsParams, seed: int):
+    """``x_train, y_train, x_val, y_val, x_test, y_test`` (test None without test_split)."""
     # lazy: scikit-learn takes ~1 s to import; harness plugins and validate stay fast
     from sklearn.datasets import load_digits as sklearn_digits
 
@@ -34,20 +47,33 @@ def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
     x = (bunch.images / 16.0).astype("float32")[..., np.newaxis]
     y = bunch.target.astype("int32")
     if params.limit:
-        x, y = x[: params.limit], y[: params.limit]
+        kept = stratified_sample(y, params.limit, seed)
+        x, y = x[kept], y[kept]
     x_test = y_test = None
     if params.test_split:
-        # A fixed seed: the test rows never change with the study's seed.
+        # A fixed seed: without limit, the test rows never change with the study's seed.
         x, y, x_test, y_test = stratified_split_arrays(x, y, params.test_split, seed=0)
-    x_train, y_train, x_val, y_val = stratified_split_arrays(
-        x, y, params.validation_split, context.seed
-    )
+    return (*stratified_split_arrays(x, y, params.validation_split, seed), x_test, y_test)
+
+
+def digits_splits(params: DigitsParams, seed: int) -> SplitLabels:
+    """The labels of each split a trial with ``seed`` loads (for ``harness validate``)."""
+    _, y_train, _, y_val, _, y_test = _arrays(params, seed)
+    labels = {"train": y_train, "validation": y_val}
+    if y_test is not None:
+        labels["test"] = y_test
+    return SplitLabels(labels, CLASS_NAMES)
+
+
+def load_digits(params: DigitsParams, context: LoadContext) -> Dataset:
+    """1,797 grey 8x8 digit images scaled to [0, 1], shape (8, 8, 1), 10 classes."""
+    x_train, y_train, x_val, y_val, x_test, y_test = _arrays(params, context.seed)
     info = DatasetInfo(
         name="digits",
         input_shape=(8, 8, 1),
         task="multiclass",
         num_classes=10,
-        class_names=tuple(str(d) for d in range(10)),
+        class_names=CLASS_NAMES,
         preprocessing={
             "image_size": [8, 8],
             "color_mode": "grayscale",
@@ -70,4 +96,5 @@ def harness_register_datasets(register):
         params=DigitsParams,
         description="scikit-learn's 8x8 digits (1,797 images, 10 classes, offline)",
         tasks=("multiclass",),
+        splits=digits_splits,
     )

@@ -13,8 +13,10 @@ Choices worth knowing:
   training headlines only. Prefixes whose target word is out of vocabulary
   (capped by ``max_vocab``, or unseen in training) are dropped: predicting
   "[UNK]" teaches nothing.
+* ``limit`` keeps a random sample of headlines drawn with the study's seed.
 * ``validation_split`` holds out whole headlines (never n-grams of a training
-  headline). ``validation_split = 0`` trains on every headline as the course
+  headline); the n-grams of one headline are one group (``Dataset.train_groups``).
+  ``validation_split = 0`` trains on every headline as the course
   does and validates on the training examples themselves, so ``val_*``
   metrics then measure fit to the training data, not generalisation.
 * ``max_sequence_length`` caps the padded length; longer prefixes keep their
@@ -56,7 +58,9 @@ class HeadlinesParams(BaseModel):
     max_sequence_length: int | None = Field(
         None, ge=2, description="cap on the padded n-gram length (x is one shorter)"
     )
-    limit: int | None = Field(None, ge=2, description="use only the first N headlines")
+    limit: int | None = Field(
+        None, ge=2, description="use a random sample of N headlines, drawn with the study's seed"
+    )
     validation_split: float = Field(
         0.1, ge=0.0, lt=1.0,
         description="share of headlines held out; 0 trains on all and validates on them",
@@ -197,30 +201,32 @@ def ngram_sequences(
 def load_headlines(params: HeadlinesParams, context: LoadContext) -> Dataset:
     """NYT headlines as next-word examples (x: padded ids, y: next word id)."""
     headlines = read_headlines(Path(params.path))
-    if params.limit:
-        headlines = headlines[: params.limit]
+    if params.limit and params.limit < len(headlines):
+        picked = np.random.default_rng(context.seed).choice(len(headlines), params.limit, False)
+        headlines = [headlines[i] for i in np.sort(picked)]
     token_lists = [tokens for tokens in map(tokenize, headlines) if len(tokens) >= 2]
     needed = _headlines_needed(params)
     if len(token_lists) < needed:
         _too_few(params, len(token_lists), needed)
     order = np.arange(len(token_lists))
+    cut = len(order)
     if params.validation_split > 0:
         order = np.random.default_rng(context.seed).permutation(len(token_lists))
         cut = len(order) - max(1, int(round(len(order) * params.validation_split)))
-        train_lists = [token_lists[i] for i in order[:cut]]
-        val_lists = [token_lists[i] for i in order[cut:]]
-    else:
-        train_lists, val_lists = token_lists, []
+    train_lists = [token_lists[i] for i in order[:cut]]
+    val_lists = [token_lists[i] for i in order[cut:]]
     vocabulary = build_vocabulary(train_lists, params.max_vocab)
     index = {word: i for i, word in enumerate(vocabulary)}
     max_len = max(len(tokens) for tokens in train_lists)
     if params.max_sequence_length:
         max_len = min(max_len, params.max_sequence_length)
     x_train, y_train = ngram_sequences(train_lists, index, max_len)
+    groups_train = _ngram_headlines(train_lists, order[:cut], index)
     if val_lists:
         x_val, y_val = ngram_sequences(val_lists, index, max_len)
+        groups_val = _ngram_headlines(val_lists, order[cut:], index)
     else:
-        x_val, y_val = x_train, y_train
+        x_val, y_val, groups_val = x_train, y_train, groups_train
     if not len(x_train):
         raise HarnessError(
             "headlines: no training example left (every target word is out of vocabulary); "
@@ -252,7 +258,18 @@ def load_headlines(params: HeadlinesParams, context: LoadContext) -> Dataset:
         },
     )
     return from_arrays(info, x_train, y_train, x_val if len(x_val) else None,
-                       y_val if len(y_val) else None)
+                       y_val if len(y_val) else None, groups_train=groups_train,
+                       groups_val=groups_val if len(y_val) else None)
+
+
+def _ngram_headlines(
+    token_lists: list[list[str]], numbers: np.ndarray, index: dict[str, int]
+) -> np.ndarray:
+    """The group of each row :func:`ngram_sequences` makes of ``token_lists``: the number of
+    the headline it comes from (``numbers[i]`` for ``token_lists[i]``), so that folds keep a
+    headline's n-grams together."""
+    counts = [sum(index.get(word, 1) != 1 for word in tokens[1:]) for tokens in token_lists]
+    return np.repeat(np.asarray(numbers, dtype=np.int64), counts)
 
 
 @harness.hookimpl

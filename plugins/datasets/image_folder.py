@@ -38,26 +38,34 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import harness
 from harness._images import ImageTree, decode_image, find_layout, normalize_size, scan_tree
-from harness.data import Dataset, DatasetInfo, LoadContext, stratified_split
+from harness.data import (
+    Dataset,
+    DatasetInfo,
+    LoadContext,
+    SplitLabels,
+    stratified_group_split,
+)
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
 
 #: Bump when the decoded cache format or the decoding itself changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: <split>_rows.npy maps each decoded row to its file
 
 ROLES = ("train", "validation", "test")
 
@@ -92,7 +100,14 @@ class ImageFolderParams(BaseModel):
         "for rock-paper-scissors (test/ stays the test set, but its figure is then biased)"
     )
     limit_per_class: int | None = Field(
-        None, ge=1, description="use only the first N files of each class folder (quick runs)"
+        None, ge=1, description="use a random sample of N files of each class folder, drawn "
+        "with the study's seed (quick runs)"
+    )
+    group: str | None = Field(
+        None, description="which images belong together (frames of one hand, cells of one "
+        "patient), kept on one side of every split: a regular expression searched in each "
+        "file name whose first capture group names the group (e.g. '^([a-z]+\\d+)' for "
+        "rock01-000.png), or 'subfolder' for the folder inside the class folder"
     )
     cache: Literal["auto", "memory", "disk"] = Field(
         "auto", description="auto: in memory up to memory_limit_mb, else streamed from disk; "
@@ -102,6 +117,25 @@ class ImageFolderParams(BaseModel):
         2048, ge=1, description="memory for the decoded uint8 images: held in memory within "
         "it (cache = 'auto'), else streamed from the decoded files"
     )
+
+    @field_validator("group")
+    @classmethod
+    def _group_pattern(cls, value: str | None) -> str | None:
+        if value is None or value == "subfolder":
+            return value
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ValueError(
+                f"group {value!r} is not a regular expression ({exc}); write one whose first "
+                "capture group names the group, e.g. '^([a-z]+\\d+)', or 'subfolder'"
+            ) from None
+        if pattern.groups < 1:
+            raise ValueError(
+                f"group {value!r} has no capture group; put the part of the file name that "
+                f"names the group in parentheses, e.g. '^([a-z]+\\d+)', or use 'subfolder'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_validation_source(self):
@@ -150,7 +184,9 @@ def _decode_split(
     files: list[Path], labels: list[int], image_size: tuple[int, int], color_mode: str,
     target: Path, split: str,
 ) -> tuple[int, np.ndarray, list[tuple[Path, int]]]:
-    """Decode ``files`` into ``target/<split>_x.npy`` (readable rows only); return count, labels."""
+    """Decode ``files`` into ``target/<split>_x.npy`` (readable rows only), their labels into
+    ``<split>_y.npy`` and each row's index in ``files`` into ``<split>_rows.npy``; return
+    count, labels, unreadable files."""
     height, width = image_size
     channels = 3 if color_mode == "rgb" else 1
     # A fixed shuffle of the rows, so that streaming reads and small shuffle buffers mix classes.
@@ -192,6 +228,7 @@ def _decode_split(
         raw_path.unlink()
         ordered_labels = ordered_labels[ok]
     np.save(target / f"{split}_y.npy", ordered_labels)
+    np.save(target / f"{split}_rows.npy", order[ok].astype(np.int64))
     return count, ordered_labels, bad
 
 
@@ -341,52 +378,168 @@ def _streamed(x_path: Path, rows: np.ndarray, y: np.ndarray, shuffle: bool, seed
     return ds.apply(tf.data.experimental.assert_cardinality(len(rows)))
 
 
-def arrays_to_datasets(
-    folder: Path, manifest: dict[str, Any], *, validation_split: float | None,
-    validation: str = "split", cache: str, memory_limit_mb: int, seed: int,
-) -> tuple[Any, Any, Any, int, str | None]:
-    """Build (train, validation, test, train_size, validation_source) from the decoded arrays.
+@dataclass
+class SplitPlan:
+    """Which files of the scanned tree each role uses, decided before decoding, so that
+    ``harness validate`` counts exactly what a trial loads (but unreadable files)."""
 
-    ``validation_source`` is "validation" (a validation/ folder), "train" (held
-    out of the training images), "test" (``validation = "test"``) or None (no
-    validation data).
-    """
-    arrays = {
-        split: (folder / f"{split}_x.npy", np.load(folder / f"{split}_y.npy"))
-        for split in manifest["splits"]
-    }
-    picks: dict[str, tuple[str, np.ndarray]] = {}  # role -> (split file, rows)
-    for split, (_, labels) in arrays.items():
-        picks["train" if split == "all" else split] = (split, np.arange(len(labels)))
-    picks = {role: pick for role, pick in picks.items() if len(pick[1])}
-    source: str | None = None
-    if validation == "test":
-        if "test" not in picks:
+    #: role ("train", "validation", "test") -> (tree split, indices into its files)
+    picks: dict[str, tuple[str, np.ndarray]]
+    #: "validation" (a validation/ folder), "train" (held out of the training images),
+    #: "test" (``validation = "test"``) or None (no validation data)
+    source: str | None
+    #: the share held out when ``source`` is "train"
+    validation_split: float
+    #: tree split -> the group of each file, or None without ``group``
+    groups: dict[str, np.ndarray] | None = None
+    #: what was done to keep groups apart (validation/ pooled with train/), if anything
+    note: str | None = None
+
+    def labels(self, tree: ImageTree) -> SplitLabels:
+        """The labels and groups of each role, for ``harness validate``."""
+        labels = {role: np.asarray(tree.labels[split])[rows] for role, (split, rows) in
+                  self.picks.items()}
+        groups = {role: self.groups[split][rows] for role, (split, rows) in
+                  self.picks.items()} if self.groups else {}
+        return SplitLabels(labels, tuple(tree.class_names), groups,
+                           (self.note,) if self.note else ())
+
+
+def file_groups(tree: ImageTree, group: str, where: str) -> dict[str, np.ndarray]:
+    """The group of each file of each split of ``tree``: the first capture group of the
+    regular expression ``group`` searched in the file name, or (``"subfolder"``) the folder
+    inside the class folder. A file without a group is a HarnessError naming one."""
+    pattern = None if group == "subfolder" else re.compile(group)
+    found: dict[str, np.ndarray] = {}
+    missed: list[Path] = []
+    total = 0
+    for split, files in tree.files.items():
+        names: list[str] = []
+        for path, label in zip(files, tree.labels[split], strict=True):
+            name = ""
+            if pattern is None:
+                inside = path.relative_to(tree.folders[split] / tree.class_names[label]).parts
+                name = inside[0] if len(inside) > 1 else ""
+            else:
+                match = pattern.search(path.name)
+                name = (match.group(1) or "") if match else ""
+            if not name:
+                missed.append(path)
+            names.append(name)
+        found[split] = np.asarray(names, dtype=str)
+        total += len(files)
+    if missed:
+        example = missed[0].relative_to(tree.root) if missed[0].is_relative_to(tree.root) \
+            else missed[0]
+        if pattern is None:
             raise HarnessError(
-                "validation = 'test' but there is no test split with readable images; add "
-                "test/<class>/ folders, or remove validation = 'test' to hold out "
-                "validation_split of the training images"
+                f"{where}: group = 'subfolder' but {len(missed):,} of {total:,} files are not in "
+                f"a sub-folder of their class folder (e.g. {example}); put each group's images "
+                "in class/<group>/, or set [dataset] group to a pattern on the file names"
             )
+        which = "matches no file" if len(missed) == total else \
+            f"does not match {len(missed):,} of {total:,} files"
+        raise HarnessError(
+            f"{where}: group pattern '{group}' {which} (e.g. {example.as_posix()}); every "
+            "file needs a group: fix [dataset] group so that its first capture group finds one "
+            "in every file name"
+        )
+    return found
+
+
+def _pool_shared_groups(tree: ImageTree, groups: dict[str, np.ndarray]) -> str | None:
+    """When the validation/ folder holds groups that train/ holds too, merge it into train/
+    (in ``tree`` and ``groups``), so that the hold-out keeps each group on one side."""
+    if "validation" not in tree.files or "train" not in tree.files:
+        return None
+    shared = np.intersect1d(groups["train"], groups["validation"])
+    if not len(shared):
+        return None
+    folders = f"{tree.folders['train'].name}/ and {tree.folders['validation'].name}/"
+    tree.files["train"] = tree.files["train"] + tree.files.pop("validation")
+    tree.labels["train"] = tree.labels["train"] + tree.labels.pop("validation")
+    groups["train"] = np.concatenate([groups["train"], groups.pop("validation")])
+    tree.folders.pop("validation")
+    return (
+        f"{folders} share {len(shared):,} groups (e.g. {shared[0]}): pooled, and "
+        "validation_split held out by group"
+    )
+
+
+def prepare_tree(
+    layout: dict[str, Path], params: ImageFolderParams, where: str, seed: int
+) -> tuple[ImageTree, SplitPlan]:
+    """List the files (:func:`check_image_layout`), find their groups, and decide each role's
+    files: the seeded, stratified hold-out of :func:`harness.data.stratified_group_split`
+    (keeping each group on one side) when there is no validation/ folder."""
+    tree = check_image_layout(layout, params, where, seed=seed)
+    groups = file_groups(tree, params.group, where) if params.group else None
+    note = None
+    if groups is not None and params.validation != "test":
+        note = _pool_shared_groups(tree, groups)
+    picks: dict[str, tuple[str, np.ndarray]] = {}
+    for split, files in tree.files.items():
+        if files:
+            picks["train" if split == "all" else split] = (split, np.arange(len(files)))
+    share = params.validation_split
+    if share is None:
+        share = SPLIT_WITH_TEST if "test" in picks else SPLIT_WITHOUT_TEST
+    source: str | None = None
+    if params.validation == "test":
         picks["validation"] = picks["test"]  # still the test split too: reported as biased
         source = "test"
     elif "validation" in picks:
         source = "validation"
-    elif "train" in picks:
-        if validation_split is None:
-            validation_split = SPLIT_WITH_TEST if "test" in picks else SPLIT_WITHOUT_TEST
-        if validation_split > 0:
-            split, _ = picks["train"]
-            train_rows, val_rows = stratified_split(arrays[split][1], validation_split, seed)
-            picks["train"] = (split, train_rows)
-            picks["validation"] = (split, val_rows)
-            source = "train"
+    elif "train" in picks and share > 0:
+        split, _ = picks["train"]
+        try:
+            train_rows, val_rows = stratified_group_split(
+                np.asarray(tree.labels[split]), None if groups is None else groups[split],
+                share, seed, tree.class_names,
+            )
+        except HarnessError as exc:
+            raise HarnessError(f"{where}: {exc} ([dataset] group = '{params.group}')") from None
+        picks["train"] = (split, train_rows)
+        picks["validation"] = (split, val_rows)
+        source = "train"
     picks = {role: pick for role, pick in picks.items() if len(pick[1])}
     if "validation" not in picks:
         source = None
-    shared = source == "test"  # one dataset serves as validation and test
+    return tree, SplitPlan(picks, source, share, groups, note)
+
+
+def arrays_to_datasets(
+    folder: Path, manifest: dict[str, Any], plan: SplitPlan, *, cache: str,
+    memory_limit_mb: int, seed: int,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], int]:
+    """Build the roles' ``tf.data`` splits from the decoded arrays, following ``plan``.
+
+    Returns ``(splits, groups, train_size)``: role -> dataset, role -> the group of each
+    of its examples in their order (when ``plan`` has groups), and the training size.
+    Unreadable files were left out by the decoding, so a role may have fewer examples
+    than ``plan`` lists.
+    """
+    arrays = {
+        split: (folder / f"{split}_x.npy", np.load(folder / f"{split}_y.npy"),
+                np.load(folder / f"{split}_rows.npy"))
+        for split in manifest["splits"]
+    }
+    picks: dict[str, tuple[str, np.ndarray]] = {}  # role -> (split file, decoded rows)
+    for role, (split, files) in plan.picks.items():
+        if split in arrays:
+            rows = np.flatnonzero(np.isin(arrays[split][2], files))
+            if len(rows):
+                picks[role] = (split, rows)
+    if plan.source == "test" and "test" not in picks:
+        raise HarnessError(
+            "validation = 'test' but there is no test split with readable images; add "
+            "test/<class>/ folders, or remove validation = 'test' to hold out "
+            "validation_split of the training images"
+        )
+    shared = plan.source == "test"  # one dataset serves as validation and test
     row_bytes = {
         split: int(np.prod(np.load(path, mmap_mode="r").shape[1:]))
-        for split, (path, _) in arrays.items()
+        for split, (path, _, _) in arrays.items()
     }
     total = sum(
         row_bytes[split] * len(rows)
@@ -401,10 +554,13 @@ def arrays_to_datasets(
     else:
         mode = "streamed"
     out: dict[str, Any] = {}
+    groups: dict[str, np.ndarray] = {}
     for role, (split, rows) in picks.items():
+        path, labels, files = arrays[split]
+        if plan.groups is not None:
+            groups[role] = plan.groups[split][files[rows]]
         if shared and role == "validation":
             continue
-        path, labels = arrays[split]
         y = labels[rows].astype(np.int32)
         if mode == "streamed":
             out[role] = _streamed(path, rows, y, shuffle=role == "train", seed=seed)
@@ -419,18 +575,19 @@ def arrays_to_datasets(
     if shared:
         out["validation"] = out["test"]
     train_size = len(picks["train"][1]) if "train" in picks else 0
-    return out.get("train"), out.get("validation"), out.get("test"), train_size, source
+    return out, groups, train_size
 
 
 # --------------------------------------------------------------------------- loaders
 
 
 def check_image_layout(
-    layout: dict[str, Path], params: ImageFolderParams, where: str
+    layout: dict[str, Path], params: ImageFolderParams, where: str, seed: int = 0
 ) -> ImageTree:
-    """List the class folders and files of ``layout`` without decoding anything: at least
-    two classes, no empty class, a test folder when ``validation = 'test'``."""
-    tree = scan_tree(layout, limit_per_class=params.limit_per_class, where=where)
+    """List the class folders and files of ``layout`` without decoding anything (with
+    ``limit_per_class``, a sample drawn with ``seed``): at least two classes, no empty
+    class, a test folder when ``validation = 'test'``."""
+    tree = scan_tree(layout, limit_per_class=params.limit_per_class, where=where, seed=seed)
     if params.validation == "test" and "test" not in layout:
         found = ", ".join(f"{split}/ ({folder})" for split, folder in layout.items())
         raise HarnessError(
@@ -441,10 +598,21 @@ def check_image_layout(
 
 
 def check_image_folder(params: ImageFolderParams) -> None:
-    """Cheap check before a run: the layout of ``path`` (see :func:`check_image_layout`)
-    and a readable image in every training class (:func:`check_readable_classes`)."""
+    """Cheap check before a run: the layout of ``path`` (see :func:`check_image_layout`),
+    a group for every file and every class on both sides of the hold-out
+    (:func:`prepare_tree`), and a readable image in every training class
+    (:func:`check_readable_classes`)."""
     layout = find_layout(Path(params.path), where="image_folder")
-    check_readable_classes(check_image_layout(layout, params, "image_folder"), "image_folder")
+    tree, _ = prepare_tree(layout, params, "image_folder", seed=0)
+    check_readable_classes(tree, "image_folder")
+
+
+def image_folder_splits(params: ImageFolderParams, seed: int) -> SplitLabels:
+    """The labels (and groups) of each split a trial with ``seed`` loads, from the file
+    listing (nothing decoded): what ``harness validate`` prints."""
+    layout = find_layout(Path(params.path), where="image_folder")
+    tree, plan = prepare_tree(layout, params, "image_folder", seed)
+    return plan.labels(tree)
 
 
 #: The size a probed image is decoded at: whether it decodes does not depend on it.
@@ -480,19 +648,17 @@ def load_image_layout(
     """Decode (once, cached) and wrap the class-folder splits in ``layout`` as a Dataset."""
     where = where or f"dataset {name!r}"
     size = normalize_size(params.image_size)
-    tree = check_image_layout(layout, params, where)
-    split = params.validation_split
-    if split is None:
-        split = SPLIT_WITH_TEST if "test" in layout else SPLIT_WITHOUT_TEST
+    tree, plan = prepare_tree(layout, params, where, context.seed)
     folder, manifest = decoded_cache(tree, size, params.color_mode, Path(context.cache_dir), where)
     try:
-        train, validation, test, train_size, source = arrays_to_datasets(
-            folder, manifest, validation_split=split,
-            validation=params.validation, cache=params.cache,
+        splits, groups, train_size = arrays_to_datasets(
+            folder, manifest, plan, cache=params.cache,
             memory_limit_mb=params.memory_limit_mb, seed=context.seed,
         )
     except HarnessError as exc:
         raise HarnessError(f"{where}: {exc}") from None
+    train, validation, test = (splits.get(role) for role in ROLES)
+    source = plan.source if validation is not None else None
     if train is None:
         raise HarnessError(
             f"{where}: no training images left after the validation split; "
@@ -513,14 +679,23 @@ def load_image_layout(
             "interpolation": "bilinear",
             "jpeg_draft": True,
             "decoder": name,  # this dataset's registered decoder (see harness.card)
-            "validation": _validation_text(source, split, layout, context.seed),
+            "validation": _validation_text(source, plan, layout, params, context.seed),
             "validation_source": source,
         },
     )
-    return Dataset(info, train, validation, test, train_size=train_size, batch_map=scale_batch)
+    if params.group:
+        info.preprocessing["group"] = params.group
+    return Dataset(
+        info, train, validation, test, train_size=train_size, batch_map=scale_batch,
+        train_groups=groups.get("train"),
+        validation_groups=groups.get("validation") if validation is not None else None,
+    )
 
 
-def _validation_text(source: str | None, split: float, layout: dict[str, Path], seed: int) -> str:
+def _validation_text(
+    source: str | None, plan: SplitPlan, layout: dict[str, Path], params: ImageFolderParams,
+    seed: int,
+) -> str:
     """The human-readable ``preprocessing["validation"]``."""
     if source == "validation":
         return f"the {layout['validation'].name}/ folder"
@@ -528,7 +703,10 @@ def _validation_text(source: str | None, split: float, layout: dict[str, Path], 
         return f"the {layout['test'].name}/ folder, also the test split (validation = 'test')"
     if source == "train":
         of = f"the {layout['train'].name}/ folder" if "train" in layout else "the class folders"
-        return f"{split:g} of each class of {of}, stratified (seed {seed})"
+        if plan.note:
+            of = f"the {layout['train'].name}/ and {layout['validation'].name}/ folders pooled"
+        by = f", whole groups (group = '{params.group}')" if params.group else ""
+        return f"{plan.validation_split:g} of each class of {of}, stratified{by} (seed {seed})"
     return "none"
 
 
@@ -545,4 +723,5 @@ def harness_register_datasets(register):
         "image_folder", load_image_folder, params=ImageFolderParams,
         description="any tree of class folders (train/validation/test or split), cached decode",
         tasks=("binary", "multiclass"), check=check_image_folder, decoder=decode_image,
+        splits=image_folder_splits,
     )

@@ -33,7 +33,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import harness
-from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays
+from harness.data import (
+    Dataset,
+    DatasetInfo,
+    LoadContext,
+    SplitLabels,
+    from_arrays,
+    stratified_sample,
+)
 from harness.download import fetch, keras_cache_dir
 from harness.errors import HarnessError
 
@@ -105,8 +112,18 @@ class MnistParams(BaseModel):
         "never selected on the test split; test: validate on the test split, as the course "
         "does (the test split stays the test set, but its figure is then biased)",
     )
-    limit: int | None = Field(None, ge=1, description="use only the first N training images")
-    test_limit: int | None = Field(None, ge=1, description="use only the first N test images")
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="use a random sample of N training images, stratified by "
+        "class and drawn with the study's seed",
+    )
+    test_limit: int | None = Field(
+        None,
+        ge=1,
+        description="use a random sample of N test images, stratified by class "
+        "and drawn with the study's seed",
+    )
     train_images: str | None = Field(None, description="IDX file name inside `path`")
     train_labels: str | None = Field(None, description="IDX file name inside `path`")
     test_images: str | None = Field(None, description="IDX file name inside `path`")
@@ -297,14 +314,43 @@ def _read(kind: str, source: Path | dict[str, Path], flavour: _Flavour):
     return x_train, y_train, x_test, y_test
 
 
-def _load(params: MnistParams, context: LoadContext, flavour: _Flavour) -> Dataset:
+def _sample(x, y, limit: int | None, seed: int):
+    if not limit:
+        return x, y
+    kept = stratified_sample(y, limit, seed)
+    return x[kept], y[kept]
+
+
+def _arrays(params: MnistParams, seed: int, flavour: _Flavour):
+    """The uint8 arrays a trial with ``seed`` uses: ``(where, kind, x_train, y_train,
+    x_test, y_test)``, ``limit`` and ``test_limit`` sampled."""
     kind, source = _resolve(params, flavour)
     x_train, y_train, x_test, y_test = _read(kind, source, flavour)
-    if params.limit:
-        x_train, y_train = x_train[: params.limit], y_train[: params.limit]
-    if params.test_limit:
-        x_test, y_test = x_test[: params.test_limit], y_test[: params.test_limit]
+    x_train, y_train = _sample(x_train, y_train, params.limit, seed)
+    x_test, y_test = _sample(x_test, y_test, params.test_limit, seed)
     where = str(source) if isinstance(source, Path) else str(source["train_images"].parent)
+    return where, kind, x_train, y_train, x_test, y_test
+
+
+def _splits(params: MnistParams, seed: int, flavour: _Flavour) -> SplitLabels | None:
+    """The labels of each split a trial with ``seed`` loads (None before a download)."""
+    if params.path is None:
+        return None
+    _, _, x_train, y_train, _, y_test = _arrays(params, seed, flavour)
+    if params.validation == "test":
+        labels = {"train": y_train, "validation": y_test}
+    else:
+        _, y_train, _, y_val = carve_validation(
+            x_train, y_train, params.validation_split, seed, flavour.name
+        )
+        labels = {"train": y_train, "validation": y_val}
+    if len(y_test):
+        labels["test"] = y_test
+    return SplitLabels(labels, flavour.class_names)
+
+
+def _load(params: MnistParams, context: LoadContext, flavour: _Flavour) -> Dataset:
+    where, kind, x_train, y_train, x_test, y_test = _arrays(params, context.seed, flavour)
     x_train = scale_images(x_train, where)
     x_test = scale_images(x_test, where)
     test = (x_test, y_test) if len(x_test) else (None, None)
@@ -363,6 +409,16 @@ def _check(params: MnistParams, flavour: _Flavour) -> None:
         _read(*_resolve(params, flavour), flavour)
 
 
+def mnist_splits(params: MnistParams, seed: int) -> SplitLabels | None:
+    """:func:`_splits` for ``mnist``."""
+    return _splits(params, seed, MNIST)
+
+
+def fashion_mnist_splits(params: MnistParams, seed: int) -> SplitLabels | None:
+    """:func:`_splits` for ``fashion_mnist``."""
+    return _splits(params, seed, FASHION)
+
+
 def check_mnist(params: MnistParams) -> None:
     """:func:`_check` for ``mnist``."""
     _check(params, MNIST)
@@ -383,6 +439,7 @@ def harness_register_datasets(register):
         description="MNIST digits, 28x28 grey, 10 classes (IDX .gz / .npz / download)",
         tasks=("multiclass",),
         check=check_mnist,
+        splits=mnist_splits,
     )
     register(
         "fashion_mnist",
@@ -391,4 +448,5 @@ def harness_register_datasets(register):
         description="Fashion-MNIST clothing, 28x28 grey, 10 classes (IDX .gz / .npz / download)",
         tasks=("multiclass",),
         check=check_fashion_mnist,
+        splits=fashion_mnist_splits,
     )

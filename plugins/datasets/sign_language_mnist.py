@@ -27,7 +27,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import harness
-from harness.data import Dataset, DatasetInfo, LoadContext, from_arrays
+from harness.data import (
+    Dataset,
+    DatasetInfo,
+    LoadContext,
+    SplitLabels,
+    from_arrays,
+    stratified_sample,
+)
 from harness.download import keras_cache_dir
 from harness.errors import HarnessError
 
@@ -64,9 +71,17 @@ class SignLanguageParams(BaseModel):
         f"selected on the test split; test: validate on {TEST_CSV}, as the course does (it "
         "stays the test set, but its figure is then biased)",
     )
-    limit: int | None = Field(None, ge=1, description="use only the first N rows of the train CSV")
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="use a random sample of N rows of the train CSV, stratified "
+        "by letter and drawn with the study's seed",
+    )
     test_limit: int | None = Field(
-        None, ge=1, description="use only the first N rows of the test CSV"
+        None,
+        ge=1,
+        description="use a random sample of N rows of the test CSV, stratified "
+        "by letter and drawn with the study's seed",
     )
 
     _one_validation_source = model_validator(mode="after")(one_validation_source)
@@ -187,13 +202,40 @@ def _csv_files(params: SignLanguageParams) -> tuple[Path | None, Path | None, st
     return train, test, str(folder)
 
 
+def _sampled_csv(path: Path, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_sign_csv` of the whole file, then ``limit`` rows drawn with
+    :func:`harness.data.stratified_sample`."""
+    x, y = read_sign_csv(path)
+    if limit:
+        kept = stratified_sample(y, limit, seed)
+        x, y = x[kept], y[kept]
+    return x, y
+
+
+def sign_language_splits(params: SignLanguageParams, seed: int) -> SplitLabels:
+    """The labels of each split a trial with ``seed`` loads (for ``harness validate``)."""
+    train_csv, test_csv, _ = _csv_files(params)
+    x_train, y_train = _sampled_csv(train_csv, params.limit, seed)
+    labels: dict[str, np.ndarray] = {}
+    if test_csv is not None:
+        labels["test"] = _sampled_csv(test_csv, params.test_limit, seed)[1]
+    if params.validation == "test":
+        labels["validation"] = labels.get("test", np.zeros(0, dtype="int32"))
+    else:
+        _, y_train, _, labels["validation"] = carve_validation(
+            x_train, y_train, params.validation_split, seed, f"sign_language_mnist {train_csv}"
+        )
+    labels["train"] = y_train
+    return SplitLabels(labels, LETTERS)
+
+
 def load_sign_language_mnist(params: SignLanguageParams, context: LoadContext) -> Dataset:
     """Sign Language MNIST: grey 28x28 hand signs, (28, 28, 1) in [0, 1], 24 letter classes."""
     train_csv, test_csv, where = _csv_files(params)
-    x_train, y_train = read_sign_csv(train_csv, params.limit)
+    x_train, y_train = _sampled_csv(train_csv, params.limit, context.seed)
     x_test = y_test = None
     if test_csv is not None:
-        x_test, y_test = read_sign_csv(test_csv, params.test_limit)
+        x_test, y_test = _sampled_csv(test_csv, params.test_limit, context.seed)
         x_test = scale_images(x_test, str(test_csv))
     x_train = scale_images(x_train, str(train_csv))
     if params.validation == "test":
@@ -204,7 +246,10 @@ def load_sign_language_mnist(params: SignLanguageParams, context: LoadContext) -
         source = "test"
     else:
         x_train, y_train, x_val, y_val = carve_validation(
-            x_train, y_train, params.validation_split, context.seed,
+            x_train,
+            y_train,
+            params.validation_split,
+            context.seed,
             f"sign_language_mnist {train_csv}",
         )
         validation = (
@@ -241,14 +286,14 @@ def _no_test_data(train_csv: Path, where: str):
 
 def check_sign_language_mnist(params: SignLanguageParams) -> None:
     """Before a run: the CSVs are where ``path`` says, with Kaggle's columns, numeric
-    cells, labels 0-24 without 9 and pixels 0-255 (each CSV is read once, up to ``limit``
-    rows; a few seconds for the full dataset)."""
+    cells, labels 0-24 without 9 and pixels 0-255 (each CSV is read once, whole, since
+    ``limit`` samples from every row; a few seconds for the full dataset)."""
     train_csv, test_csv, where = _csv_files(params)
     if params.validation == "test" and test_csv is None:
         _no_test_data(train_csv, where)
-    read_sign_csv(train_csv, params.limit)
+    read_sign_csv(train_csv)
     if test_csv is not None:
-        read_sign_csv(test_csv, params.test_limit)
+        read_sign_csv(test_csv)
 
 
 @harness.hookimpl
@@ -261,4 +306,5 @@ def harness_register_datasets(register):
         description="Kaggle Sign Language MNIST CSVs, 28x28 grey, 24 letters (local files)",
         tasks=("multiclass",),
         check=check_sign_language_mnist,
+        splits=sign_language_splits,
     )
