@@ -38,7 +38,7 @@ from harness.orchestrator import (
 )
 from harness.plugins import load_plugins
 from harness.profiles import profile_names
-from harness.program import command, program
+from harness.program import command, program, sibling
 from harness.quiet import start_tensorflow
 from harness.registry import FAMILIES
 from harness.results import (
@@ -425,7 +425,7 @@ def summary(outcome, spec) -> str:
         words += ["--runs-dir", str(runs_dir)]
     show = command(*words)
     lines.append(f"results: {outcome.run_dir}/trials.csv  ({show})")
-    lines.append(f"tensorboard --logdir {outcome.run_dir}/tb")
+    lines.append(f"{sibling('tensorboard')} --logdir {outcome.run_dir}/tb")
     return "\n".join(lines)
 
 

@@ -57,6 +57,17 @@ def pool_of(dataset: Dataset) -> Pool:
     """The dataset's training and validation examples together, with their groups."""
     parts = [dataset.train] + ([dataset.validation] if dataset.validation is not None else [])
     arrays = [_arrays(part) for part in parts]
+    if dataset.train_groups is not None and not np.array_equal(
+        _arrays(dataset.train)[1], arrays[0][1]
+    ):
+        # The groups name the split's examples in its order; a split read in another
+        # order each pass (images streamed from disk in shuffled chunks) cannot be matched.
+        raise HarnessError(
+            f"[study].folds: dataset {dataset.info.name!r} reads its training examples in a "
+            "different order on each pass (streamed from disk), so their groups cannot be "
+            "matched; hold the images in memory ([dataset] cache = 'memory') or a smaller "
+            "image_size"
+        )
     x = np.concatenate([a[0] for a in arrays])
     y = np.concatenate([a[1] for a in arrays])
     known = [dataset.train_groups] + (

@@ -41,3 +41,15 @@ def _on_path_or_typed(path: str) -> str:
     if found and os.path.abspath(found) == os.path.abspath(path):
         return shlex.quote(base)
     return shlex.quote(path)
+
+
+def sibling(name: str) -> str:
+    """Another console script of this installation (``tensorboard``) as the user would type
+    it: next to ``harness`` when harness was started by its path (``.venv/bin/tensorboard``),
+    else the bare name."""
+    typed = sys.argv[0] if sys.argv else ""
+    if os.path.basename(typed).startswith(NAME) and os.sep in typed:
+        candidate = os.path.join(os.path.dirname(typed), name)
+        if os.path.isfile(candidate) and program() != NAME:
+            return shlex.quote(candidate)
+    return name

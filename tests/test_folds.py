@@ -150,3 +150,25 @@ def test_one_fold_is_refused_in_the_study_file(tmp_path):
     done = _harness("validate", str(path))
     assert done.returncode == 2 and "folds: 1 fold validates on nothing" in done.stderr
 
+
+
+def test_a_split_read_in_another_order_each_pass_is_refused_with_groups():
+    import tensorflow as tf
+
+    dataset = _dataset()
+    x = np.random.default_rng(0).random((45, 4)).astype("float32")
+    y = (np.arange(45) % 3).astype("int32")
+    rng = np.random.default_rng(1)
+
+    def shuffled_each_pass():
+        order = rng.permutation(45)
+        yield from zip(x[order], y[order], strict=True)
+
+    streamed = tf.data.Dataset.from_generator(
+        shuffled_each_pass,
+        output_signature=(tf.TensorSpec((4,), tf.float32), tf.TensorSpec((), tf.int32)),
+    )
+    from dataclasses import replace
+
+    with pytest.raises(HarnessError, match="different order on each pass"):
+        pool_of(replace(dataset, train=streamed))

@@ -189,6 +189,17 @@ def test_printed_commands_name_the_program_as_it_was_typed(tmp_path):
     assert f"run `{typed} run STUDY.toml` first" in done.stderr
 
 
+def test_the_tensorboard_hint_sits_next_to_harness_when_it_was_run_by_its_path(monkeypatch):
+    from harness.program import sibling
+
+    typed = os.path.relpath(Path(sys.executable).with_name("harness"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(sys, "argv", [typed])
+    assert sibling("tensorboard") == os.path.join(os.path.dirname(typed), "tensorboard")
+    monkeypatch.setattr(sys, "argv", ["harness"])
+    assert sibling("tensorboard") == "tensorboard"
+
+
 def test_sigterm_to_a_background_run_marks_the_trial_and_leaves_no_process(tmp_path):
     """`kill PID` (or `docker stop`, a scheduler's time limit) on a run started with `&`:
     handled like Ctrl-C although the job ignores SIGINT, and nothing is left running."""
