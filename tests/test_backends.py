@@ -116,6 +116,36 @@ def test_optuna_worker_needs_a_database_every_machine_reaches(write_study, capsy
         assert "pass --storage postgresql://" in err
 
 
+def test_a_database_servers_storage_is_opened_once_per_process_with_a_bounded_pool(
+    monkeypatch, tmp_path
+):
+    """Every progress poll and command of a process reuses one storage per server URL,
+    whose pool holds at most POOL_CONNECTIONS (a new storage per poll opened a new
+    connection every time); a journal or SQLite file is still opened afresh each time."""
+    from harness.backends import optuna_storage
+
+    opened = []
+
+    class FakeRDBStorage:
+        def __init__(self, url, engine_kwargs, **kwargs):
+            opened.append((url, engine_kwargs))
+
+    monkeypatch.setattr(optuna_storage.optuna.storages, "RDBStorage", FakeRDBStorage)
+    monkeypatch.setattr(optuna_storage, "_SERVER_STORAGES", {}, raising=False)
+    url = "postgresql://harness:secret@db-host/harness"
+    first = optuna_storage.make_storage(url)
+    assert optuna_storage.make_storage(url) is first
+    assert optuna_storage.read_storage(url) is first
+    assert [u for u, _ in opened] == [url], "one storage for the process's life"
+    engine = opened[0][1]
+    assert engine["pool_size"] + engine["max_overflow"] == 2 and engine["pool_pre_ping"]
+    other = optuna_storage.make_storage("mysql://harness:secret@db-host/other")
+    assert other is not first and len(opened) == 2
+    sqlite = f"sqlite:///{tmp_path / 'study.db'}"
+    assert optuna_storage.make_storage(sqlite) is not optuna_storage.make_storage(sqlite)
+    assert "pool_size" not in opened[-1][1], "SQLite keeps SQLAlchemy's own pool"
+
+
 def test_a_backend_without_join_storage_is_refused_by_harness_worker(
     write_study, capsys, monkeypatch
 ):

@@ -130,6 +130,90 @@ def test_postgresql_storage_shared_by_two_workers(tmp_path):
     optuna.delete_study(study_name=name, storage=POSTGRES_URL)
 
 
+@pytest.fixture
+def postgres_database():
+    """A database of its own on the test server (so that its connections are this test's
+    alone) with Optuna's schema, dropped afterwards; yields (its URL, a connection to the
+    server's database)."""
+    psycopg = pytest.importorskip("psycopg")
+    from sqlalchemy.engine import make_url
+
+    base = make_url(POSTGRES_URL)
+    name = f"harness_pool_{os.getpid()}_{int(time.time())}"
+    server = psycopg.connect(
+        base.set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
+    )
+    server.execute(f"CREATE DATABASE {name}")
+    try:
+        # Optuna's schema first: two machines creating it at the same moment collide.
+        import optuna
+
+        url = base.set(database=name)
+        optuna.storages.RDBStorage(url.render_as_string(hide_password=False)).engine.dispose()
+        yield url, server
+    finally:
+        server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        server.close()
+
+
+@pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="set HARNESS_TEST_POSTGRES_URL (.ci/run starts PostgreSQL and sets it)",
+)
+def test_machines_sharing_postgresql_hold_a_bounded_set_of_connections(
+    postgres_database, tmp_path
+):
+    """Two machines (``harness worker`` from two folders, 2 and 1 workers): each holds at
+    most POOL_CONNECTIONS per process (its supervisor and each worker), sampled every
+    0.5 s, and opens no others while it runs (each progress poll used to open one). The
+    issue asks for a minute of polling; the run's length (30-60 s here) keeps the suite short."""
+    from harness.backends.optuna_storage import POOL_CONNECTIONS
+
+    url, server = postgres_database
+    study = tmp_path / "study.toml"
+    study.write_text(PROBE_STUDY.format(name="pool", trials=4, seed=1))
+    env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    workers = {"machine-a": 2, "machine-b": 1}
+    commands = {}
+    for machine, count in workers.items():
+        folder = tmp_path / machine
+        folder.mkdir()
+        storage = url.set(query={"application_name": machine})
+        commands[machine] = subprocess.Popen(
+            [sys.executable, "-m", "harness", "worker", str(study), "--storage",
+             storage.render_as_string(hide_password=False), "--workers", str(count),
+             "--no-progress"],
+            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+    samples = []  # while both machines run: {machine: {(backend pid, its start)}}
+    deadline = time.time() + 300
+    while all(c.poll() is None for c in commands.values()) and time.time() < deadline:
+        rows = server.execute(
+            "SELECT pid, backend_start, application_name FROM pg_stat_activity "
+            "WHERE datname = %s",
+            (url.database,),
+        ).fetchall()
+        samples.append({m: {(pid, start) for pid, start, app in rows if app == m}
+                        for m in workers})
+        time.sleep(0.5)
+    for machine, command in commands.items():
+        _, err = command.communicate(timeout=300)
+        assert command.returncode == 0, f"{machine}: {err[-3000:]}"
+
+    assert len(samples) >= 20, "both machines ran for at least 10 s of polling"
+    for machine, count in workers.items():
+        bound = POOL_CONNECTIONS * (count + 1)  # docs/distributed.md
+        most = max(len(s[machine]) for s in samples)
+        assert 0 < most <= bound, f"{machine}: {most} connections at once, bound {bound}"
+        opened = set().union(*(s[machine] for s in samples))
+        assert len(opened) <= bound, f"{machine} opened {len(opened)} connections: churn"
+    # The same backends at both ends of the window in which every process was connected.
+    totals = [sum(len(b) for b in s.values()) for s in samples]
+    steady = [s for s, total in zip(samples, totals, strict=True) if total == max(totals)]
+    assert steady[0] == steady[-1], "backends replaced while every process was running"
+
+
 @pytest.mark.parametrize("in_process", [False, True])
 def test_orchestrating_process_leaves_tensorflow_and_the_gpus_to_its_workers(
     in_process, monkeypatch, plugins, write_study, tmp_path

@@ -4,7 +4,9 @@ host, a corrupt journal) as one line."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -65,7 +67,7 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     if "://" not in url:
         return _journal_storage(url, mend=True)
     _check_sqlite(url)
-    return _rdb_storage(url)
+    return _server_storage(url) or _rdb_storage(url)
 
 
 def read_storage(url: str) -> optuna.storages.BaseStorage:
@@ -76,7 +78,43 @@ def read_storage(url: str) -> optuna.storages.BaseStorage:
         raise HarnessError(f"no Optuna storage at {_hide_password(url)}")
     if "://" not in url:
         return _journal_storage(url, mend=False)
-    return _rdb_storage(url)
+    return _server_storage(url) or _rdb_storage(url)
+
+
+#: A database server's storage per (process, URL), kept for the process's life: every
+#: progress poll and trial of the process reuses its bounded pool of connections.
+_SERVER_STORAGES: dict[tuple[int, str], optuna.storages.BaseStorage] = {}
+
+
+def _server_storage(url: str) -> optuna.storages.BaseStorage | None:
+    """This process's storage for a database server's ``url`` (PostgreSQL, MySQL), opened
+    on first use and kept: a new storage per call would open a new connection (and the
+    server a new backend process) per progress poll. None for a journal or SQLite file,
+    opened afresh each time (no server to spare, and a file moved aside or removed after
+    a refused run must not be read through a connection to the old one)."""
+    if not _is_server(url):
+        return None
+    key = (os.getpid(), url)  # a forked child opens its own: a pool is not shared across
+    storage = _SERVER_STORAGES.get(key)
+    if storage is None:
+        storage = _SERVER_STORAGES[key] = _rdb_storage(url)
+    return storage
+
+
+def close_storages() -> None:
+    """Close the connections of every kept server storage of this process (at exit)."""
+    for (pid, _), storage in list(_SERVER_STORAGES.items()):
+        if pid == os.getpid():
+            storage.engine.dispose()  # type: ignore[attr-defined]
+    _SERVER_STORAGES.clear()
+
+
+atexit.register(close_storages)
+
+
+def _is_server(url: str) -> bool:
+    """Whether ``url`` is a database server's (PostgreSQL, MySQL), not a file's."""
+    return url.split("://", 1)[0].lower().startswith(("postgresql", "postgres", "mysql"))
 
 
 @contextlib.contextmanager
@@ -164,9 +202,15 @@ def _rdb_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage; a missing driver or an unreachable database is one line."""
     scheme = url.split("://", 1)[0].lower()
     engine_kwargs: dict[str, Any] = {}
-    if scheme.startswith(("postgresql", "mysql")):
+    if _is_server(url):
         # An unreachable host fails within this many seconds, not the OS's minutes.
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        # A bounded pool, kept open (_server_storage): a process never holds more than
+        # POOL_CONNECTIONS, opened as its threads (the trial loop, Optuna's heartbeat)
+        # first need them; a connection the server dropped is replaced, not an error.
+        engine_kwargs.update(
+            pool_size=POOL_CONNECTIONS, max_overflow=0, pool_pre_ping=True
+        )
     try:
         return optuna.storages.RDBStorage(
             url,
@@ -192,6 +236,9 @@ def _rdb_storage(url: str) -> optuna.storages.BaseStorage:
 
 #: Seconds a database connection may take before the storage counts as unreachable.
 CONNECT_TIMEOUT_S = 10
+#: Database connections one process holds at most: its trial loop and Optuna's heartbeat
+#: thread each use one at a time (docs/distributed.md: connections per machine).
+POOL_CONNECTIONS = 2
 #: URL scheme -> how to install its database driver.
 DRIVER_FIXES = {
     "postgresql": "pip install 'harness[postgres]'",
