@@ -16,7 +16,13 @@ from harness import __version__
 from harness.backends import check_backend, get_backend
 from harness.devices import configure_tensorflow
 from harness.errors import HarnessError
-from harness.evaluate import chosen_trials, evaluate_trials, test_examples, test_note
+from harness.evaluate import (
+    chosen_trials,
+    evaluate_trials,
+    study_of_run,
+    test_examples,
+    test_note,
+)
 from harness.logs import configure_logging
 from harness.noise import (
     HandPicked,
@@ -53,7 +59,6 @@ from harness.results import (
     write_results,
 )
 from harness.show import study_ended, study_table
-from harness.smoke import smoke_spec
 from harness.study import check_data, load_study
 from harness.study_source import parse_assignment
 from harness.workers import stop_helper_processes
@@ -646,17 +651,9 @@ def cmd_evaluate(args) -> int:
     if args.top < 1:
         raise HarnessError(f"--top must be at least 1, got {args.top}")
     run_dir = resolve_run_dir(args.target, args.runs_dir)
-    meta = read_meta(run_dir)
-    study_file = meta.get("study_file")
-    if not study_file or not Path(study_file).is_file():
-        raise HarnessError(
-            f"{run_dir}/study.json names the study file {study_file!r}, which is gone; "
-            "restore it to evaluate (its dataset table says where the test split is)"
-        )
-    plugins = load_plugins(args.plugin)
-    spec = load_study(study_file, plugins, meta.get("overrides") or {}, meta.get("profile"))
-    if meta.get("smoke"):  # a --smoke run's test split stays smoke-sized
-        spec = smoke_spec(spec)
+    meta, plugins, spec = study_of_run(
+        run_dir, args.plugin, "evaluate (its dataset table says where the test split is)"
+    )
     table = study_table(run_dir)
     numbers = chosen_trials(table, meta.get("objectives", []), args.top, len(spec.enqueue))
     if not numbers:

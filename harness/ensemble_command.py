@@ -3,15 +3,12 @@ models a study kept (:mod:`harness.ensemble`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from harness.devices import configure_tensorflow
-from harness.ensemble import METHODS, build_ensemble, summary_lines
+from harness.ensemble import METHODS, build_ensemble, choose_members, summary_lines
 from harness.errors import HarnessError
-from harness.plugins import load_plugins
+from harness.evaluate import study_of_run
 from harness.quiet import start_tensorflow
 from harness.results import read_meta, resolve_run_dir
-from harness.study import load_study
 
 
 def add_parser(subparsers, add_common) -> None:
@@ -46,18 +43,10 @@ def cmd_ensemble(args) -> int:
     if args.size is not None and args.size < 1:
         raise HarnessError(f"--size must be at least 1, got {args.size}")
     run_dir = resolve_run_dir(args.target, args.runs_dir)
-    meta = read_meta(run_dir)
-    study_file = meta.get("study_file")
-    if not study_file or not Path(study_file).is_file():
-        raise HarnessError(
-            f"{run_dir}/study.json names the study file {study_file!r}, which is gone; "
-            "restore it to ensemble (its dataset table says where the validation split is)"
-        )
-    from harness.ensemble import choose_members
-
-    choose_members(run_dir, meta, args.size)  # refuses before TensorFlow starts
-    plugins = load_plugins(args.plugin)
-    spec = load_study(study_file, plugins, meta.get("overrides") or {}, meta.get("profile"))
+    choose_members(run_dir, read_meta(run_dir), args.size)  # refuses before TensorFlow starts
+    meta, plugins, spec = study_of_run(
+        run_dir, args.plugin, "ensemble (its dataset table says where the validation split is)"
+    )
     start_tensorflow(configure_tensorflow)
     record = build_ensemble(spec, plugins, run_dir, meta, args.size, args.method)
     for line in summary_lines(record):

@@ -41,12 +41,13 @@ from harness.results import (
     TEST_FILE,
     build_table,
     hand_picked_in,
+    read_meta,
     read_test_results,
     saved_model_in_memory,
     trial_model_path,
     write_test_results,
 )
-from harness.smoke import SMOKE_NOTE, smoke_test_split
+from harness.smoke import SMOKE_NOTE, smoke_spec, smoke_test_split
 from harness.study import load_study
 
 if TYPE_CHECKING:
@@ -62,6 +63,25 @@ BIASED_NOTE = (
 UNBIASED_NOTE = "measured once on the test split, after selection on the validation split"
 #: How long a stopped evaluation process has to end, after SIGINT and after terminate.
 STOP_SECONDS = 5.0
+
+
+def study_of_run(run_dir: Path, extra_plugins, purpose: str):
+    """``(meta, plugins, spec)`` of the finished study in ``run_dir``, loaded from the study
+    file its ``study.json`` names with the same ``--set`` values and profile (a ``--smoke``
+    run's spec stays smoke-sized); one line when that file is gone. ``purpose`` completes
+    "restore it to ...", e.g. "evaluate (its dataset table says where the test split is)"."""
+    meta = read_meta(run_dir)
+    study_file = meta.get("study_file")
+    if not study_file or not Path(study_file).is_file():
+        raise HarnessError(
+            f"{run_dir}/study.json names the study file {study_file!r}, which is gone; "
+            f"restore it to {purpose}"
+        )
+    plugins = load_plugins(list(extra_plugins))
+    spec = load_study(study_file, plugins, meta.get("overrides") or {}, meta.get("profile"))
+    if meta.get("smoke"):  # a --smoke run's test split stays smoke-sized
+        spec = smoke_spec(spec)
+    return meta, plugins, spec
 
 
 def chosen_trials(

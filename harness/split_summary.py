@@ -3,24 +3,7 @@ of each split, from the dataset plugin's optional ``splits`` function, without T
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import ValidationError
-
-from harness.errors import HarnessError, StudyFileError
-
-
-def dataset_values(spec) -> dict[str, Any]:
-    """The study's ``[dataset]`` values, each searched one at its first representative (the
-    values ``check`` sees, see :func:`harness.study.check_data`)."""
-    prefix = spec.dataset.prefix + "."
-    values = {
-        k.removeprefix(prefix): v for k, v in spec.space.literals.items() if k.startswith(prefix)
-    }
-    for param in spec.space.params:
-        if param.name.startswith(prefix):
-            values[param.name.removeprefix(prefix)] = param.distribution.representatives()[0]
-    return values
+from harness.study import call_dataset_plugin
 
 
 def split_lines(spec) -> list[str]:
@@ -30,19 +13,10 @@ def split_lines(spec) -> list[str]:
     splits = spec.dataset.component.splits
     if splits is None:
         return []
-    where = f"{spec.path}: [dataset]"
-    try:
-        params = spec.dataset.component.params.model_validate(dataset_values(spec))
-        summary = splits(params, spec.study.seed or 0)
-    except HarnessError as exc:
-        raise StudyFileError(f"{where}: {exc}") from None
-    except ValidationError as exc:
-        raise StudyFileError(f"{where}: {exc.errors()[0]['msg']}") from None
-    except Exception as exc:  # noqa: BLE001 - a plugin bug is one line too
-        raise StudyFileError(
-            f"{where}: the {spec.dataset.name!r} plugin's splits function failed: "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
+    seed = spec.study.seed or 0
+    summary = call_dataset_plugin(
+        spec, f"{spec.path}: [dataset]", "splits function", lambda params: splits(params, seed)
+    )
     if summary is None:
         return []
     return summary.lines()

@@ -607,6 +607,11 @@ def check_data(spec: StudySpec, assignments: dict[str, Any] | None = None) -> No
     given = [f"--set {k}={json.dumps(v, default=str)}" for k, v in (assignments or {}).items()
              if k.startswith("dataset.")]
     where = ", ".join(given) if given else str(spec.path)
+    call_dataset_plugin(spec, f"{where}: [dataset]", "data check", check)
+
+
+def dataset_values(spec: StudySpec) -> dict[str, Any]:
+    """The study's ``[dataset]`` values, each searched one at its first representative."""
     prefix = spec.dataset.prefix + "."
     values = {
         k.removeprefix(prefix): v for k, v in spec.space.literals.items() if k.startswith(prefix)
@@ -614,16 +619,23 @@ def check_data(spec: StudySpec, assignments: dict[str, Any] | None = None) -> No
     for param in spec.space.params:
         if param.name.startswith(prefix):
             values[param.name.removeprefix(prefix)] = param.distribution.representatives()[0]
+    return values
+
+
+def call_dataset_plugin(spec: StudySpec, where: str, what: str, function: Any) -> Any:
+    """``function(params)`` on the study's validated dataset values (see
+    :func:`dataset_values`); any problem, a plugin's bug included, is one StudyFileError
+    line starting with ``where``."""
     try:
-        params = spec.dataset.component.params.model_validate(values)
-        check(params)
+        params = spec.dataset.component.params.model_validate(dataset_values(spec))
+        return function(params)
     except HarnessError as exc:
-        raise StudyFileError(f"{where}: [dataset]: {exc}") from None
+        raise StudyFileError(f"{where}: {exc}") from None
     except ValidationError as exc:
-        raise StudyFileError(f"{where}: [dataset]: {exc.errors()[0]['msg']}") from None
+        raise StudyFileError(f"{where}: {exc.errors()[0]['msg']}") from None
     except Exception as exc:  # noqa: BLE001 - a plugin bug is one line too
         raise StudyFileError(
-            f"{where}: [dataset]: the {spec.dataset.name!r} plugin's data check failed: "
+            f"{where}: the {spec.dataset.name!r} plugin's {what} failed: "
             f"{type(exc).__name__}: {exc}"
         ) from None
 
