@@ -367,7 +367,7 @@ def test_tensorboard_serves_hparams_of_every_trial(study_run):
         assert metrics["final/val_loss"] == pytest.approx(row["val_loss"], rel=1e-5)
 
     infos = {info["name"]: info for info in experiment["hparamInfos"]}
-    assert set(infos) == {*SEARCHED, "worker", "device", "state"}
+    assert set(infos) == {*SEARCHED, "state"}  # where a trial ran is a text, not an hparam
     assert infos["model.units"]["domainDiscrete"] == [8, 16, 32]
     assert infos["model.activation"]["domainDiscrete"] == ["relu", "tanh"]
     assert infos["model.dropout"]["domainInterval"] == {"minValue": 0.0, "maxValue": 0.3}

@@ -282,7 +282,7 @@ def test_one_config_lists_this_studys_metrics_and_domains(fates):
     assert domains["train.epochs"] == [2, 3]
     assert domains["model.dropout"] == [0.0, 0.1, 0.2]
     assert domains["train.learning_rate"] == (pytest.approx(0.001), pytest.approx(0.01))
-    assert domains["state"] == ["complete", "failed", "pruned"]  # Discrete sorts its values
+    assert domains["state"] == ["complete", "ensemble", "failed", "pruned"]  # sorted
     # Each session's value is one of its domain's values.
     for number in EXPECTED_STATE:
         values, _, _ = _session(fates.tb / f"trial-{number:04d}")
@@ -366,7 +366,7 @@ def test_tensorboard_serves_each_trials_status(fates):
     assert ticked == [*sorted(SEARCHED), "state"], "every searched parameter is shown"
     assert all(info.get("type") for info in dashboard["hparamInfos"]), "each has a type"
     assert not {"worker", "device"} & set(listed["trial-0000"]["hparams"])
-    assert infos["state"]["domainDiscrete"] == ["complete", "failed", "pruned"]
+    assert infos["state"]["domainDiscrete"] == ["complete", "ensemble", "failed", "pruned"]
 
 
 # --------------------------------------------------------------------------- an interrupted trial
