@@ -11,6 +11,7 @@ figures depend on the machine.
 
     .venv/bin/python bench/course_profiles.py                  # every study
     .venv/bin/python bench/course_profiles.py malaria_cnn linear
+    .venv/bin/python bench/course_profiles.py --ensemble       # and each run's ensemble
 """
 
 from __future__ import annotations
@@ -70,8 +71,28 @@ NOT_HERE = {
 }
 
 
-def run(name: str, runs: Path) -> dict:
-    """One study's CPU profile through the CLI; its figures read back from the run folder."""
+def ensemble_cell(run_dir: Path) -> str:
+    """``harness ensemble`` on a finished run: its test figure beside the best single
+    model's, with the paired gap's standard error, or why there is none."""
+    done = subprocess.run([sys.executable, "-m", "harness", "ensemble", str(run_dir)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return "not built: " + (done.stderr.strip().splitlines() or ["?"])[-1][:120]
+    record = json.loads((run_dir / "ensemble.json").read_text())["ensemble"]
+    members = sum(1 for m in record["members"] if m["weight"] > 0)
+    test = record.get("test") or {}
+    metric = "accuracy" if "accuracy" in record["validation"] else "loss"
+    if not test:
+        return f"{members} models, val {record['validation'][metric]:.4f} (no test split)"
+    gap = test.get("accuracy_gap")
+    spread = "" if gap is None else f", gap {gap:+.4f} ± {test['gap_standard_error']:.4f}"
+    return (f"{members} models, test {test['ensemble'][metric]:.4f} against "
+            f"{test['best_single'][metric]:.4f}{spread}")
+
+
+def run(name: str, runs: Path, ensemble: bool = False) -> dict:
+    """One study's CPU profile through the CLI; its figures read back from the run folder
+    (and, with ``ensemble``, its ensemble's, see :func:`ensemble_cell`)."""
     command = [sys.executable, "-m", "harness", "run", str(REPO / "studies" / f"{name}.toml"),
                "--profile", "cpu", "--runs-dir", str(runs), "--no-progress"]
     for value in LOCAL_DATA[name] or []:
@@ -105,6 +126,7 @@ def run(name: str, runs: Path) -> dict:
         "test": ", ".join(f"{k}={v:.4f}" for k, v in (test or {}).items() if "loss" not in k)
         or "-",
         "states": ", ".join(f"{n} {s}" for s, n in states.items()),
+        "ensemble": ensemble_cell(run_dir) if ensemble else None,
         "params": " ".join(
             f"{key.rsplit('.', 1)[-1]}={_short(best[key])}"
             for key in meta.get("searched", {})
@@ -134,6 +156,10 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="keep each run's folder under this folder (default: deleted)"
     )
+    parser.add_argument(
+        "--ensemble", action="store_true",
+        help="after each profile, harness ensemble on its kept models (an extra column)",
+    )
     args = parser.parse_args()
     names = args.studies or sorted([*LOCAL_DATA, *NOT_HERE])
     unknown = [name for name in names if name not in LOCAL_DATA and name not in NOT_HERE]
@@ -141,21 +167,22 @@ def main() -> None:
         parser.error(f"no profile for {', '.join(unknown)}; known: "
                      f"{', '.join(sorted([*LOCAL_DATA, *NOT_HERE]))}")
     print("| study | minutes | objective | trial #0 | best | test (best trial) | trials | best "
-          "parameters |")
-    print("|---|---:|---|---:|---:|---|---|---|")
+          "parameters |" + (" ensemble |" if args.ensemble else ""))
+    print("|---|---:|---|---:|---:|---|---|---|" + ("---|" if args.ensemble else ""))
     for name in names:
         if name in NOT_HERE:
             print(f"| {name} | - | - | - | - | not run: {NOT_HERE[name]} | - | - |", flush=True)
             continue
         with tempfile.TemporaryDirectory() as tmp:
             runs = args.keep / name if args.keep else Path(tmp)
-            row = run(name, runs)
+            row = run(name, runs, args.ensemble)
         if "error" in row:
             print(f"| {name} | {row['minutes']:.1f} | error: {row['error']} |", flush=True)
             continue
+        extra = f" {row['ensemble']} |" if args.ensemble else ""
         print(
             f"| {name} | {row['minutes']:.1f} | {row['metric']} | {row['trial0']} | "
-            f"{row['best']} | {row['test']} | {row['states']} | {row['params']} |",
+            f"{row['best']} | {row['test']} | {row['states']} | {row['params']} |{extra}",
             flush=True,
         )
 
