@@ -65,6 +65,8 @@ class TrialResult:
     refit: Any = None
     #: A cross-validated trial's out-of-fold predictions (one row per pooled example).
     out_of_fold: Any = None
+    #: A cross-validated trial's K fold models (kept beside its model when it is kept).
+    fold_models: Any = None
 
     def final_model(self) -> Any:
         """The trial's model: ``model``, or the one ``refit`` trains (once) when it is None."""

@@ -15,7 +15,7 @@ The trial's model, the one kept, saved as ``best.keras`` and measured on the tes
 split, is the configuration refitted on the whole training data (all folds), for
 the mean number of epochs the folds ran. It is trained only when a model is needed
 (the trial is among the kept ones). Each fold model's predictions on its own fold
-(out-of-fold predictions) are kept with it, for ensembles.
+(out-of-fold predictions) and the fold models themselves are kept with it.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ class FoldReport:
 
 def cross_validate(trial, pipeline, reporter, guard, final_metrics, tracker_callbacks, report):
     """Fit the trial once per fold, adding each fold's figures to ``report`` (a
-    :class:`FoldReport`); returns the out-of-fold predictions: each pooled example's
-    prediction by the model that did not train on it.
+    :class:`FoldReport`); returns ``(out_of_fold, fold_models)``: each pooled example's
+    prediction by the model that did not train on it, and the K fold models.
 
     ``guard(history)`` makes the per-epoch callback (NaN loss, missing objective) that
     fills ``history``; ``final_metrics(model, validation, history)`` measures a fold.
@@ -76,6 +76,7 @@ def cross_validate(trial, pipeline, reporter, guard, final_metrics, tracker_call
     spec = trial.study.spec
     folds = cached_folds(pipeline.dataset, spec.study.folds, pipeline.seed)
     out_of_fold: np.ndarray | None = None
+    fold_models = []
     for fold in folds:
         pipeline.prepare()  # a fresh model, seeded as the trial's
         pipeline.dataset = fold.dataset
@@ -98,9 +99,10 @@ def cross_validate(trial, pipeline, reporter, guard, final_metrics, tracker_call
             out_of_fold = np.zeros((len(fold.train_rows) + len(fold.validation_rows),
                                     *predictions.shape[1:]), dtype="float32")
         out_of_fold[fold.validation_rows] = predictions
+        fold_models.append(inputs.model)
         last = fold.index == len(folds) - 1
         reporter.report(fold.index, report.metrics(), last=last)
-    return out_of_fold
+    return out_of_fold, fold_models
 
 
 def refit_on_all(pipeline, epochs_run: float):

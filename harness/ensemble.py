@@ -63,6 +63,8 @@ def kept_members(run_dir: Path, objective: dict[str, str]) -> list[Member]:
     """The kept trial models with a readable card, best first (ties: the lower number)."""
     members = []
     for path in sorted((run_dir / MODELS_DIR).glob("trial-*.keras")):
+        if ".fold-" in path.name:
+            continue  # a cross-validated trial's fold models sit beside its own
         try:
             number = int(path.stem.removeprefix("trial-"))
             card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))

@@ -400,6 +400,11 @@ def trial_model_path(run_dir: Path, number: int) -> Path:
     return run_dir / MODELS_DIR / f"trial-{number:04d}.keras"
 
 
+def fold_model_path(run_dir: Path, number: int, fold: int) -> Path:
+    """Where fold ``fold``'s model of a cross-validated trial is kept, beside its model."""
+    return run_dir / MODELS_DIR / f"trial-{number:04d}.fold-{fold + 1}.keras"
+
+
 def out_of_fold_path(run_dir: Path, number: int) -> Path:
     """Where a cross-validated trial's out-of-fold predictions are kept, beside its model."""
     return run_dir / MODELS_DIR / f"trial-{number:04d}.oof.npy"
@@ -440,6 +445,9 @@ def save_trial_model(run_dir: Path, trial: Any, result: Any) -> Path:
     with replacing(path) as tmp:
         model.save(tmp)
     _remember_saved(run_dir, trial.number, model)
+    for index, fold_model in enumerate(result.fold_models or ()):
+        with replacing(fold_model_path(run_dir, trial.number, index)) as tmp:
+            fold_model.save(tmp)
     if result.out_of_fold is not None:
         import numpy as np  # lazy: only cross-validated trials have these
 
@@ -454,15 +462,11 @@ def prune_trial_models(run_dir: Path, keep: set[int], finished: set[int]) -> Non
     """Delete kept models of finished trials that are no longer in ``keep`` (a running
     trial's model, being saved by another worker, is left alone)."""
     folder = run_dir / MODELS_DIR
-    for path in folder.glob("trial-*.keras") if folder.is_dir() else ():
-        try:
-            number = int(path.stem.removeprefix("trial-"))
-        except ValueError:
-            continue
-        if number in finished and number not in keep:
+    for path in folder.glob("trial-*") if folder.is_dir() else ():
+        # trial-0007.keras, .json, .oof.npy, .fold-2.keras: all trial 7's
+        number = path.name.removeprefix("trial-").split(".", 1)[0]
+        if number.isdigit() and int(number) in finished and int(number) not in keep:
             path.unlink(missing_ok=True)
-            path.with_suffix(".json").unlink(missing_ok=True)
-            out_of_fold_path(run_dir, number).unlink(missing_ok=True)
 
 
 def save_best_model(run_dir: Path, trial: Any, result: Any) -> Path:

@@ -214,7 +214,7 @@ def _cross_validated(trial, pipeline, reporter, history, tracker_callbacks) -> T
     started = time.perf_counter()
     report = FoldReport([o.metric for o in spec.objectives])
     try:
-        out_of_fold = cross_validate(
+        out_of_fold, fold_models = cross_validate(
             trial, pipeline, reporter, guard, _final_metrics, tracker_callbacks, report
         )
     except TrialPruned as exc:
@@ -232,6 +232,7 @@ def _cross_validated(trial, pipeline, reporter, history, tracker_callbacks) -> T
         "complete", metrics, history,
         refit=refit_on_all(pipeline, metrics.get("epochs_run", 0.0)),
         out_of_fold=out_of_fold,
+        fold_models=fold_models,
     )
 
 

@@ -110,6 +110,8 @@ def test_a_cross_validated_study_reports_mean_and_spread_and_tests_a_refit(tmp_p
     # The best configuration, refitted on all the training data, measured on the test split.
     tests = json.loads((run_dir / "test.json").read_text())["trials"]
     assert list(tests) == [str(best)]
+    folds = sorted(p.name for p in (run_dir / "models").glob(f"trial-{best:04d}.fold-*.keras"))
+    assert folds == [f"trial-{best:04d}.fold-{k}.keras" for k in (1, 2, 3)]
     oof = np.load(run_dir / "models" / f"trial-{best:04d}.oof.npy")
     assert oof.shape == (240, 10)  # 300 digits less the 60 held out for the test split
     assert np.allclose(oof.sum(axis=1), 1, atol=1e-4)  # every pooled example predicted
@@ -172,3 +174,17 @@ def test_a_split_read_in_another_order_each_pass_is_refused_with_groups():
 
     with pytest.raises(HarnessError, match="different order on each pass"):
         pool_of(replace(dataset, train=streamed))
+
+
+def test_a_trial_no_longer_kept_loses_its_model_fold_models_and_predictions(tmp_path):
+    from harness.results import prune_trial_models
+
+    models = tmp_path / "models"
+    models.mkdir()
+    names = ["trial-0001.keras", "trial-0001.json", "trial-0001.oof.npy",
+             "trial-0001.fold-1.keras", "trial-0002.keras", "trial-0002.fold-1.keras"]
+    for name in names:
+        (models / name).write_text("x")
+    prune_trial_models(tmp_path, keep={2}, finished={1, 2})
+    assert sorted(p.name for p in models.iterdir()) == ["trial-0002.fold-1.keras",
+                                                        "trial-0002.keras"]
