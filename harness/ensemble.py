@@ -226,8 +226,7 @@ def build_ensemble(
     }
     used = [(m, model, w) for m, model, w in zip(members, models, weights, strict=True) if w > 0]
     _save_model(run_dir, used, best, record)
-    record["test"] = _measure_test(run_dir, dataset, [(model, w) for _, model, w in used],
-                                   models[0], task, batch_size, record)
+    record["test"] = _measure_test(run_dir, dataset, models, weights, task, batch_size, record)
     _write_card(run_dir, best, record)
     plugins.ensemble_built(study, record)
     return record
@@ -253,18 +252,19 @@ def _save_model(run_dir: Path, used, best: Member, record: dict[str, Any]) -> No
         ensemble.save(tmp)
 
 
-def _measure_test(run_dir, dataset, used, best_model, task, batch_size, record):
-    """The test figures of the ensemble and of the best single member: reused from an
-    earlier build with the same members and weights, else measured now, once."""
+def _measure_test(run_dir, dataset, models, weights, task, batch_size, record):
+    """The test figures of the ensemble and of the best single member (``models[0]``):
+    reused from an earlier build with the same members and weights, else measured now,
+    once, from one prediction of the test split per member."""
     earlier = _earlier_record(run_dir)
     if earlier and earlier.get("members") == record["members"] and earlier.get("test"):
         return earlier["test"]
     if dataset.test is None:
         return None
     labels = _labels(dataset, dataset.test, batch_size)
-    preds = [_predict(model, dataset, dataset.test, batch_size) for model, _ in used]
-    combined = selection.combine(preds, [w for _, w in used])
-    single = _predict(best_model, dataset, dataset.test, batch_size)
+    preds = [_predict(model, dataset, dataset.test, batch_size) for model in models]
+    combined = selection.combine(preds, weights)
+    single = preds[0]
     found = {
         "size": int(len(labels)),
         "ensemble": _rounded(selection.figures(combined, labels, task)),
