@@ -1,55 +1,58 @@
-"""Search quality: harness (Optuna, its default sampler and pruner) against KerasTuner's
-RandomSearch and Hyperband, run by KerasTuner itself, on the same space, data and budget.
+"""Search quality: harness against KerasTuner, on equal footing, in a space where choices matter.
 
-The space: the ``cnn`` model with 1-2 Conv2D(filters, 3, valid, relu) + MaxPool(2)
-blocks, filters in {16, 32, 64} (the same in both blocks), one Dense(units, relu)
-layer with units in {32, 64, 128, 256}, Dropout(dropout) with dropout in [0, 0.5]
-after it, and Dense(10, softmax); adam at 0.001, sparse categorical cross-entropy,
-batch 32, ``--epochs`` epochs per trial (KerasTuner's Hyperband gives its trials
-fewer epochs, up to ``max_epochs = --epochs``, as Hyperband does).
+Arms (each run a fresh process that pays its own start-up inside the budget):
 
-The data: the first ``--limit + --validation`` MNIST training images of
-``../shared/data/mnist``, split into ``--limit`` training and ``--validation``
-validation images (12,000 and 2,000 by default) by ``harness.data.stratified_split``
-with the run's seed: the mnist plugin's own stratified split, which the KerasTuner
-side calls too, so both sides train and validate on the same images. Pixels are
-scaled to [0, 1] as float32 on both sides. harness feeds a tf.data pipeline
-(shuffle buffer 10,000, the harness default); KerasTuner gets the numpy arrays
-(Keras shuffles them fully each epoch).
+* ``harness``: ``harness run`` with no ``[optuna]`` table: harness's default sampler,
+  pruner and ``[study].stop_at_chance``.
+* ``harness-random``: the same pipeline with ``[optuna] sampler = "random"``,
+  ``pruner = "none"`` and ``stop_at_chance = false``: the control that separates the
+  searcher from the pipeline.
+* ``harness-median``: the defaults before this benchmark (TPE, the patient median
+  pruner, no stop at chance), to measure what the new defaults changed;
+  ``harness-median-chance``, ``harness-hyperband`` and ``harness-sha``: TPE with the
+  patient median pruner, Optuna's Hyperband pruner or its (asynchronous) successive
+  halving pruner, each stopping trials at chance after one epoch (the candidates the
+  defaults were chosen from).
+* ``kt-random``, ``kt-hyperband``, ``kt-bayesian``: KerasTuner's RandomSearch,
+  Hyperband (``max_epochs`` = the study's epochs, ``factor = 3``, as its docs
+  recommend) and BayesianOptimization, run by KerasTuner's own ``Tuner.search``.
 
-Each run is a fresh process, so both sides pay TensorFlow's start-up inside the
-budget: ``harness run STUDY --timeout BUDGET --seed SEED`` with a study of 1,000
-trials (the timeout ends it, not the trial count) whose trial #0 is the course's
-MNIST convnet (an ``[[enqueue]]``, as in every course study), and ``python
-bench/search_quality.py --kerastuner-child JOB`` for RandomSearch (max_trials
-1,000) and Hyperband (factor 3, hyperband_iterations 1,000, so the budget ends it
-too). The KerasTuner child uses the CPU threads a harness worker uses (intra-op:
-all cores; inter-op: up to 2). Seeds: harness ``--seed SEED`` (sampler, split, and
-Keras seed SEED + trial number); KerasTuner ``seed=SEED`` (oracle) and
-``keras.utils.set_random_seed(SEED)`` once at the start.
+No arm enqueues anything. The space, on both sides: 1-3 blocks of Conv2D(filters, 3,
+valid, relu) + MaxPool(2), filters 8-128 (log), one Dense(units, relu) layer with
+units 16-512 (log), Dropout(dropout) 0-0.6 after it, a 10-way softmax; optimizer
+adam, sgd (momentum 0.9) or rmsprop; learning rate 1e-4..1e-1 (log); batch size
+32-256 (log); ``--epochs`` epochs (9). Both compile with ``steps_per_execution = 32``.
 
-The budget counts from the moment the parent process starts each run. harness
-starts no trial after its ``--timeout`` (which counts from a little later, once
-its own imports are done), but lets a running trial finish; KerasTuner starts no
-trial after the budget (``pre_create_trial``) and a callback stops a running one
-at the first batch past it. On both sides only trials that finished within the
-budget count: a trial cut or finished after it is reported as "over budget" and
-its accuracy is not used.
+Data: from ``../shared/data/mnist``, per seed, a stratified seeded sample of
+``--train + --validation`` training images (the mnist plugin's ``limit``), split in
+half by its stratified split with the seed; the KerasTuner child calls the same two
+functions, so both sides see the same images. The 10,000 official test images score
+each run's final incumbent once, after its budget, in the same way for every arm
+(``keras`` ``evaluate`` on the incumbent's saved model: harness's kept model file,
+KerasTuner's ``load_model`` of its trial). The test split chooses nothing.
 
-Reported per tool and seed: the best validation accuracy within the budget, both
-as the accuracy of the model at the end of a trial ("final", what harness's
-objective is: it evaluates the trained model) and as the best epoch of any
-trial ("any epoch", what KerasTuner's objective is: it keeps the best epoch's
-checkpoint); trials finished (harness: complete and pruned separately; pruned
-trials do not compete for the best, Hyperband's short rounds do, as each tool
-counts them); and the seconds from the start of the run until a finished trial's
-final accuracy first reached 0.98. Then, per seed, whether harness's best is at
-least both KerasTuner bests, and the ratio of harness's time to 0.98 against
-RandomSearch's (the goal is at most 1/3). The parameter count of every trial's
-model, on both sides, is checked against the same formula for the architecture.
-Not a test: figures depend on the machine.
+Equal footing: each run is pinned to one core (``taskset``) and trains with one
+TensorFlow thread; ``--parallel`` runs (2: one per core) go at once, arms interleaved
+so that no arm always shares the machine with the same other arm. The budget counts
+from the launch of the run's process. A trial that ends after it does not count: its
+arm's incumbent is the best trial finished inside the budget (harness is killed at the
+budget; KerasTuner's child stops its running trial at the first batch past it).
+Validation figures are each tool's own objective: harness's is the trained model's
+(last epoch), KerasTuner's is its trial's best epoch (which favours KerasTuner).
 
-    .venv/bin/python bench/search_quality.py   # --seeds 0 1 2 --budget 360 --epochs 4
+Printed: per arm, median and interquartile range of the final test error; mean rank
+over seeds (1 best) with a bootstrap 95% interval; paired differences of harness's
+test error against every other arm (mean, bootstrap 95% interval, Wilcoxon
+signed-rank p); trials per run; the spread of random configurations' validation
+accuracy; and when harness's median incumbent reaches KerasTuner RandomSearch's final
+median validation error, as a share of the budget (goal: at most a third). The
+anytime curve (median incumbent validation error against seconds) is drawn to
+``--plot``. Runs are saved to ``--out``/runs.json; ``--summarize DIR`` reprints from
+there. Not a test: figures depend on the machine.
+
+    .venv/bin/python bench/search_quality.py --quick            # 2 seeds, 45 s, 3 epochs
+    .venv/bin/python bench/search_quality.py                    # seeds 0-7, 150 s, 9 epochs
+    .venv/bin/python bench/search_quality.py --seeds 8 9 10 11 12 13 14 15   # confirmation
 """
 
 from __future__ import annotations
@@ -58,57 +61,76 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "mnist"
-TOOLS = ("harness", "random", "hyperband")
-TARGET = 0.98
+HARNESS_ARMS = (
+    "harness", "harness-random", "harness-median", "harness-median-chance", "harness-hyperband",
+    "harness-sha",
+)
+KERASTUNER_ARMS = ("kt-random", "kt-hyperband", "kt-bayesian")
+ARMS = HARNESS_ARMS + KERASTUNER_ARMS
+DEFAULT_ARMS = ("harness", "harness-random", "kt-random", "kt-hyperband", "kt-bayesian")
 STUDY_NAME = "search_quality"
-CONV_LAYERS = (1, 2)
-FILTERS = (16, 32, 64)
-UNITS = (32, 64, 128, 256)
-DROPOUT = (0.0, 0.5)
-BATCH_SIZE = 32
-LEARNING_RATE = 0.001
+STEPS_PER_EXECUTION = 32
+MOMENTUM = 0.9
+SPACE = {
+    "conv_layers": (1, 3),
+    "filters": (8, 128),
+    "units": (16, 512),
+    "dropout": (0.0, 0.6),
+    "batch_size": (32, 256),
+    "learning_rate": (1e-4, 1e-1),
+    "optimizer": ("adam", "sgd", "rmsprop"),
+}
 
 STUDY = """
 [study]
 name = "{name}"
-trials = 1000
+trials = 10000
 seed = {seed}
-
+keep_models = 1000
+{study_extra}
 [dataset]
 name = "mnist"
 path = {data}
 limit = {limit}
-validation_split = {split!r}
+validation_split = 0.5
 
 [model]
 name = "cnn"
-conv_layers = {{int = [{conv[0]}, {conv[1]}]}}
-filters = {{choice = {filters}}}
-units = {{choice = {units}}}
-dropout = {{float = [{dropout[0]}, {dropout[1]}]}}
+conv_layers = {{int = [{s[conv_layers][0]}, {s[conv_layers][1]}]}}
+filters = {{int = [{s[filters][0]}, {s[filters][1]}], log = true}}
+units = {{int = [{s[units][0]}, {s[units][1]}], log = true}}
+dropout = {{float = [{s[dropout][0]}, {s[dropout][1]}]}}
 
 [train]
 epochs = {epochs}
-batch_size = {batch_size}
-optimizer = "adam"
-learning_rate = {learning_rate}
+batch_size = {{int = [{s[batch_size][0]}, {s[batch_size][1]}], log = true}}
+optimizer = {{choice = {optimizers}}}
+momentum = {{choice = [{momentum}], when = "optimizer == 'sgd'"}}
+learning_rate = {{float = [{s[learning_rate][0]}, {s[learning_rate][1]}], log = true}}
+steps_per_execution = {spe}
+{optuna}"""
 
-# The course's MNIST convnet (two 64-filter blocks, Dense(128), no dropout) as trial #0,
-# as every course study in studies/ enqueues its course values.
-[[enqueue]]
-model.conv_layers = 2
-model.filters = 64
-model.units = 128
-model.dropout = 0.0
-"""
+ARM_TABLES = {
+    "harness": ("", ""),
+    "harness-random": (
+        "stop_at_chance = false\n",
+        '\n[optuna]\nsampler = "random"\npruner = "none"\n',
+    ),
+    "harness-median": ("stop_at_chance = false\n", '\n[optuna]\npruner = "median"\n'),
+    "harness-median-chance": ("stop_at_chance = true\n", '\n[optuna]\npruner = "median"\n'),
+    "harness-hyperband": ("stop_at_chance = true\n", '\n[optuna]\npruner = "hyperband"\n'),
+    "harness-sha": ("stop_at_chance = true\n", '\n[optuna]\npruner = "successive_halving"\n'),
+}
 
 
 def cnn_params(conv_layers: int, filters: int, units: int) -> int:
@@ -118,60 +140,70 @@ def cnn_params(conv_layers: int, filters: int, units: int) -> int:
     for _ in range(conv_layers):
         total += (9 * channels + 1) * filters
         size, channels = (size - 2) // 2, filters
-    flat = size * size * channels
-    return total + (flat + 1) * units + (units + 1) * 10
+    return total + (size * size * channels + 1) * units + (units + 1) * 10
 
 
-def split_share(train: int, validation: int) -> float:
-    """The ``validation_split`` that holds out exactly ``validation`` of ``train + validation``."""
-    share = validation / (train + validation)
-    if int(round((train + validation) * share)) != validation:
-        raise SystemExit(f"cannot hold out exactly {validation} of {train + validation} images")
-    return share
+def child_env() -> dict[str, str]:
+    """The environment of every run: no GPU, TensorFlow's C++ logs quiet."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def pinned(command: list[str], core: int) -> list[str]:
+    """``command`` on one core: harness and the KerasTuner child then use one thread."""
+    return ["taskset", "-c", str(core), *command]
 
 
 # --------------------------------------------------------------------------- harness side
 
 
-def run_harness(folder: Path, seed: int, args) -> dict:
-    """One ``harness run`` of the study for ``args.budget`` seconds; its trials from the journal."""
-    study = folder / f"harness-{seed}.toml"
+def run_harness(arm: str, seed: int, core: int, args, folder: Path) -> dict:
+    """One ``harness run`` for ``args.budget`` seconds (killed then); its trials and test."""
+    study_extra, optuna_table = ARM_TABLES[arm]
+    study = folder / f"{arm}-{seed}.toml"
     study.write_text(
         STUDY.format(
-            name=STUDY_NAME,
-            seed=seed,
-            data=json.dumps(str(DATA)),
-            limit=args.limit + args.validation,
-            split=split_share(args.limit, args.validation),
-            conv=CONV_LAYERS,
-            filters=list(FILTERS),
-            units=list(UNITS),
-            dropout=DROPOUT,
-            epochs=args.epochs,
-            batch_size=BATCH_SIZE,
-            learning_rate=LEARNING_RATE,
+            name=STUDY_NAME, seed=seed, study_extra=study_extra, data=json.dumps(str(DATA)),
+            limit=args.train + args.validation, s=SPACE, epochs=args.epochs,
+            optimizers=json.dumps(list(SPACE["optimizer"])), momentum=MOMENTUM,
+            spe=STEPS_PER_EXECUTION, optuna=optuna_table,
         )
     )
-    runs = folder / f"runs-harness-{seed}"
+    runs = folder / f"runs-{arm}-{seed}"
     command = [
         sys.executable, "-m", "harness", "run", str(study), "--runs-dir", str(runs),
-        "--no-progress", "--timeout", str(args.budget), "--seed", str(seed),
+        "--no-progress", "--timeout", str(args.budget),
     ]
     launched = time.time()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    wall = time.time() - launched
-    if done.returncode != 0:
-        raise SystemExit(f"harness run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return {"wall": wall, "trials": harness_trials(runs / STUDY_NAME / "optuna.journal", launched)}
+    process = subprocess.Popen(
+        pinned(command, core), cwd=REPO, env=child_env(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=args.budget)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+    else:
+        if process.returncode not in (0, 1):
+            raise SystemExit(f"{arm} seed {seed} failed ({process.returncode}):\n{stderr[-3000:]}")
+    trials = harness_trials(runs / STUDY_NAME / "optuna.journal", launched)
+    best = incumbent(trials, args.budget)
+    test = None
+    if best is not None:
+        model = runs / STUDY_NAME / "models" / f"trial-{best['number']:04d}.keras"
+        test = score_in_child(model, seed, core, args)
+    return {"trials": trials, "test_accuracy": test}
 
 
 def harness_trials(journal: Path, launched: float) -> list[dict]:
-    """Every finished trial of the run: state, end time since launch, final and best-epoch
-    val_accuracy, parameters and parameter count (all from the Optuna journal)."""
+    """Every finished trial of a run, from its Optuna journal: number, state, end time since
+    launch, validation accuracy, epochs, parameters and parameter count."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not journal.is_file():
+        return []
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
     states = {
@@ -181,68 +213,125 @@ def harness_trials(journal: Path, launched: float) -> list[dict]:
     }
     trials = []
     for trial in study.get_trials(deepcopy=False):
-        if trial.state not in states or trial.user_attrs.get("harness:surplus"):
+        if trial.state not in states or trial.datetime_complete is None:
             continue
         history = json.loads(trial.user_attrs.get("history", "{}"))
-        epochs = [float(v) for v in history.get("val_accuracy", [])]
-        final = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
+        curve = [float(v) for v in history.get("val_accuracy", [])]
+        complete = trial.state == optuna.trial.TrialState.COMPLETE
         trials.append({
+            "number": trial.number,
             "state": states[trial.state],
+            "start": trial.datetime_start.timestamp() - launched,
             "end": trial.datetime_complete.timestamp() - launched,
-            "final": final,
-            "peak": max(epochs) if epochs and final is not None else None,
+            "fit_s": trial.user_attrs.get("metric:train_seconds"),
+            "val": trial.value if complete else None,
+            "curve": curve,
+            "epochs": len(curve),
             "params": trial.user_attrs.get("metric:params"),
-            "config": {k.removeprefix("model."): v for k, v in trial.params.items()},
+            "config": {k.split(".", 1)[1]: v for k, v in trial.params.items()},
+            "reason": trial.user_attrs.get("fail_reason"),
         })
     return sorted(trials, key=lambda t: t["end"])
 
 
-# ----------------------------------------------------------------------- KerasTuner side
-
-
-def run_kerastuner(folder: Path, tool: str, seed: int, args) -> dict:
-    """One KerasTuner search (``random`` or ``hyperband``) in a fresh process."""
-    out = folder / f"{tool}-{seed}.json"
-    launched = time.time()
-    job = {
-        "tool": tool, "seed": seed, "budget": args.budget, "epochs": args.epochs,
-        "limit": args.limit, "validation": args.validation, "launched": launched,
-        "directory": str(folder / f"kt-{tool}-{seed}"), "out": str(out),
-    }
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+def score_in_child(model: Path, seed: int, core: int, args) -> float:
+    """The test accuracy of a saved harness model, measured in a fresh pinned process."""
+    job = json.dumps({"model": str(model)})
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--kerastuner-child", json.dumps(job)],
-        cwd=REPO, capture_output=True, text=True, check=False, env=env,
+        pinned([sys.executable, str(Path(__file__).resolve()), "--score-child", job], core),
+        cwd=REPO, env=child_env(), capture_output=True, text=True, check=False,
     )
-    wall = time.time() - launched
-    if done.returncode != 0 or not out.is_file():
-        raise SystemExit(f"KerasTuner {tool} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return {"wall": wall, "trials": json.loads(out.read_text())}
+    if done.returncode != 0:
+        raise SystemExit(f"scoring {model} failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
-def kerastuner_child(job: dict) -> None:
-    """The KerasTuner side of one run (``--kerastuner-child``): writes its trials to ``out``."""
+def test_images():
+    """The 10,000 official test images in [0, 1] and their labels."""
     import gzip
 
     import numpy as np
-
-    from harness.data import stratified_split  # the mnist plugin's split, numpy only
-
-    launched, deadline = job["launched"], job["launched"] + job["budget"]
 
     def idx(name: str, offset: int) -> np.ndarray:
         with gzip.open(DATA / name, "rb") as handle:
             return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
 
-    total = job["limit"] + job["validation"]
-    x = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)[:total]
-    y = idx("train-labels-idx1-ubyte.gz", 8)[:total].astype("int32")
-    x = x.astype("float32") / np.float32(255.0)
-    train, val = stratified_split(y, split_share(job["limit"], job["validation"]), job["seed"])
+    x = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y = idx("t10k-labels-idx1-ubyte.gz", 8).astype("int32")
+    return x.astype("float32") / np.float32(255.0), y
+
+
+def test_accuracy(model) -> float:
+    """``model``'s accuracy on the official test images (predictions, not its metrics)."""
+    x, y = test_images()
+    predicted = model.predict(x, batch_size=500, verbose=0).argmax(axis=1)
+    return float((predicted == y).mean())
+
+
+def score_child(job: dict) -> None:
+    """``--score-child``: print the test accuracy of a harness model file."""
+    import harness.layers  # noqa: F401 - registers harness's layers for loading
+    from harness.devices import configure_tensorflow
+
+    os.environ["HARNESS_THREADS"] = "1"
+    configure_tensorflow()
+    import keras
+
+    print(test_accuracy(keras.saving.load_model(job["model"])))
+
+
+# ----------------------------------------------------------------------- KerasTuner side
+
+
+def run_kerastuner(arm: str, seed: int, core: int, args, folder: Path) -> dict:
+    """One KerasTuner search in a fresh pinned process; its trials and test figure."""
+    out = folder / f"{arm}-{seed}.json"
+    launched = time.time()
+    job = {
+        "arm": arm, "seed": seed, "budget": args.budget, "epochs": args.epochs,
+        "train": args.train, "validation": args.validation, "launched": launched,
+        "directory": str(folder / f"kt-{arm}-{seed}"), "out": str(out),
+    }
+    command = [sys.executable, str(Path(__file__).resolve()), "--kerastuner-child", json.dumps(job)]
+    done = subprocess.run(
+        pinned(command, core), cwd=REPO, capture_output=True, text=True, check=False,
+        env=child_env(),
+    )
+    if done.returncode != 0 or not out.is_file():
+        raise SystemExit(f"{arm} seed {seed} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def bench_split(seed: int, train: int, validation: int):
+    """The images and labels a harness run with ``seed`` trains and validates on:
+    ``(x_train, y_train, x_val, y_val)``, as the mnist plugin makes them."""
+    import gzip
+
+    import numpy as np
+    from harness_plugins.datasets._arrays import carve_validation
+
+    from harness.data import stratified_sample
+
+    def idx(name: str, offset: int) -> np.ndarray:
+        with gzip.open(DATA / name, "rb") as handle:
+            return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
+
+    x = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y = idx("train-labels-idx1-ubyte.gz", 8)
+    kept = stratified_sample(y, train + validation, seed)
+    x, y = x[kept].astype("float32") / np.float32(255.0), y[kept]
+    return carve_validation(x, y, 0.5, seed, "mnist")
+
+
+def kerastuner_child(job: dict) -> None:
+    """``--kerastuner-child``: one KerasTuner search; writes its trials and test to ``out``."""
+    launched, deadline = job["launched"], job["launched"] + job["budget"]
+    x_train, y_train, x_val, y_val = bench_split(job["seed"], job["train"], job["validation"])
+    y_train, y_val = y_train.astype("int32"), y_val.astype("int32")
 
     import tensorflow as tf
 
-    threads = os.cpu_count() or 1  # as a lone harness worker (harness.devices)
+    threads = len(os.sched_getaffinity(0))  # as harness's worker on the same core
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
     import keras
@@ -260,6 +349,10 @@ def kerastuner_child(job: dict) -> None:
 
         def on_train_begin(self, logs=None):
             current["params"] = self.model.count_params()
+            current["fit_started"] = time.time()
+
+        def on_train_end(self, logs=None):
+            current["fit_s"] = time.time() - current["fit_started"]
 
         def on_train_batch_end(self, batch, logs=None):
             if time.time() > deadline:
@@ -267,33 +360,46 @@ def kerastuner_child(job: dict) -> None:
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            current["epochs"].append(float((logs or {}).get("val_accuracy", math.nan)))
+            current["curve"].append(float((logs or {}).get("val_accuracy", math.nan)))
 
-    def build(hp):
-        conv_layers = hp.Int("conv_layers", *CONV_LAYERS)
-        filters = hp.Choice("filters", list(FILTERS))
-        units = hp.Choice("units", list(UNITS))
-        dropout = hp.Float("dropout", *DROPOUT)
-        # The same layers, in the same order, as plugins/models/cnn.py with its defaults.
-        inputs = keras.Input(shape=(28, 28, 1), name="input")
-        h = inputs
-        for index in range(1, conv_layers + 1):
-            h = keras.layers.Conv2D(
-                filters, 3, padding="valid", activation="relu", name=f"conv_{index}"
-            )(h)
-            h = keras.layers.MaxPooling2D(2, padding="valid", name=f"pool_{index}")(h)
-        h = keras.layers.Flatten(name="flatten")(h)
-        h = keras.layers.Dense(units, activation="relu", name="dense_1")(h)
-        if dropout:
-            h = keras.layers.Dropout(dropout, name="dense_dropout_1")(h)
-        outputs = keras.layers.Dense(10, activation="softmax", name="output")(h)
-        model = keras.Model(inputs, outputs, name="cnn")
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+    class Model(keras_tuner.HyperModel):
+        """The harness ``cnn`` builder's layers for the searched values, and the batch size
+        searched in ``fit``, as KerasTuner's docs show."""
+
+        def build(self, hp):
+            conv_layers = hp.Int("conv_layers", *SPACE["conv_layers"])
+            filters = hp.Int("filters", *SPACE["filters"], sampling="log")
+            units = hp.Int("units", *SPACE["units"], sampling="log")
+            dropout = hp.Float("dropout", *SPACE["dropout"])
+            optimizer = hp.Choice("optimizer", list(SPACE["optimizer"]))
+            rate = hp.Float("learning_rate", *SPACE["learning_rate"], sampling="log")
+            inputs = keras.Input(shape=(28, 28, 1), name="input")
+            h = inputs
+            for index in range(1, conv_layers + 1):
+                h = keras.layers.Conv2D(filters, 3, activation="relu", name=f"conv_{index}")(h)
+                h = keras.layers.MaxPooling2D(2, name=f"pool_{index}")(h)
+            h = keras.layers.Flatten(name="flatten")(h)
+            h = keras.layers.Dense(units, activation="relu", name="dense_1")(h)
+            if dropout:
+                h = keras.layers.Dropout(dropout, name="dense_dropout_1")(h)
+            outputs = keras.layers.Dense(10, activation="softmax", name="output")(h)
+            model = keras.Model(inputs, outputs, name="cnn")
+            make = {
+                "adam": lambda: keras.optimizers.Adam(learning_rate=rate),
+                "sgd": lambda: keras.optimizers.SGD(learning_rate=rate, momentum=MOMENTUM),
+                "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate=rate),
+            }
+            model.compile(
+                optimizer=make[optimizer](),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                steps_per_execution=STEPS_PER_EXECUTION,
+            )
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            size = hp.Int("batch_size", *SPACE["batch_size"], sampling="log")
+            return model.fit(*args, batch_size=size, **kwargs)
 
     class Timed:
         """Mixed into a KerasTuner tuner: no trial after the budget; each trial recorded."""
@@ -305,25 +411,28 @@ def kerastuner_child(job: dict) -> None:
 
         def on_trial_begin(self, trial):
             current.clear()
-            current.update(epochs=[], cut=False, params=None)
+            current.update(curve=[], cut=False, params=None, start=time.time() - launched)
             super().on_trial_begin(trial)
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
-            epochs = current["epochs"]
-            completed = str(trial.status).upper().endswith("COMPLETED")
+            curve = current["curve"]
+            completed = str(trial.status).upper().endswith("COMPLETED") and bool(curve)
             values = trial.hyperparameters.values
             trials.append({
-                "state": "complete" if completed and epochs else "failed",
+                "number": len(trials),
+                "trial_id": trial.trial_id,
+                "state": "complete" if completed else "failed",
+                "start": current["start"],
                 "end": time.time() - launched,
+                "fit_s": current.get("fit_s"),
                 "cut": current["cut"],
-                "final": epochs[-1] if completed and epochs else None,
-                "peak": max(epochs) if completed and epochs else None,
-                "score": trial.score,
+                "val": trial.score if completed else None,
+                "curve": curve,
+                "epochs": len(curve),
                 "params": current["params"],
-                "config": {k: values[k] for k in ("conv_layers", "filters", "units", "dropout")},
-                "epochs": values.get("tuner/epochs", job["epochs"]),
-                "message": (trial.message or "")[-500:] if not completed else None,
+                "config": {k: v for k, v in values.items() if not k.startswith("tuner/")},
+                "reason": None if completed else (trial.message or "")[-300:],
             })
 
     common = {
@@ -333,173 +442,286 @@ def kerastuner_child(job: dict) -> None:
         "project_name": STUDY_NAME,
         "overwrite": True,
     }
-    if job["tool"] == "random":
-        tuner = type("Random", (Timed, keras_tuner.RandomSearch), {})(
-            build, max_trials=1000, **common
-        )
-    else:
-        tuner = type("Band", (Timed, keras_tuner.Hyperband), {})(
-            build, max_epochs=job["epochs"], factor=3, hyperband_iterations=1000, **common
-        )
+    kinds = {
+        "kt-random": (keras_tuner.RandomSearch, {"max_trials": 10_000}),
+        "kt-hyperband": (
+            keras_tuner.Hyperband,
+            {"max_epochs": job["epochs"], "factor": 3, "hyperband_iterations": 10_000},
+        ),
+        "kt-bayesian": (keras_tuner.BayesianOptimization, {"max_trials": 10_000}),
+    }
+    base, options = kinds[job["arm"]]
+    tuner = type("Timed" + base.__name__, (Timed, base), {})(Model(), **options, **common)
     try:
         tuner.search(
-            x[train], y[train], epochs=job["epochs"], batch_size=BATCH_SIZE,
-            validation_data=(x[val], y[val]), callbacks=[Budget()], verbose=0,
+            x_train, y_train, epochs=job["epochs"], validation_data=(x_val, y_val),
+            callbacks=[Budget()], verbose=0,
         )
     except BudgetSpent:
         pass
-    Path(job["out"]).write_text(json.dumps(trials))
+    best = incumbent(trials, job["budget"])
+    test = None
+    if best is not None:
+        model = tuner.load_model(tuner.oracle.get_trial(best["trial_id"]))
+        test = test_accuracy(model)
+    Path(job["out"]).write_text(json.dumps({"trials": trials, "test_accuracy": test}))
 
 
-# ------------------------------------------------------------------------------ summary
+# ------------------------------------------------------------------------------ figures
 
 
-def summarize(trials: list[dict], budget: float) -> dict:
-    """Best accuracies, counts and time to ``TARGET`` over the trials finished in the budget."""
-    inside = [t for t in trials if t["end"] <= budget and not t.get("cut")]
-    complete = [t for t in inside if t["state"] == "complete" and t["final"] is not None]
-    reached = [t["end"] for t in complete if t["final"] >= TARGET]
+def inside(trials: list[dict], budget: float) -> list[dict]:
+    """The trials that finished inside the budget (not cut by it)."""
+    return [t for t in trials if t["end"] <= budget and not t.get("cut")]
+
+
+def incumbent(trials: list[dict], budget: float) -> dict | None:
+    """The best complete trial finished inside the budget (the earlier on a tie)."""
+    complete = [t for t in inside(trials, budget) if t["state"] == "complete" and t["val"]]
+    return max(complete, key=lambda t: (t["val"], -t["end"]), default=None)
+
+
+def incumbent_curve(trials: list[dict], budget: float, grid: list[float]) -> list[float]:
+    """Incumbent validation error at each time of ``grid`` (1.0 before any trial)."""
+    done = sorted(
+        (t for t in inside(trials, budget) if t["state"] == "complete" and t["val"]),
+        key=lambda t: t["end"],
+    )
+    curve, best, index = [], 1.0, 0
+    for moment in grid:
+        while index < len(done) and done[index]["end"] <= moment:
+            best = min(best, 1.0 - done[index]["val"])
+            index += 1
+        curve.append(best)
+    return curve
+
+
+def ranks(errors: dict[str, float]) -> dict[str, float]:
+    """Rank of each arm's test error (1 = lowest; ties share the mean rank)."""
+    ordered = sorted(errors.values())
     return {
-        "final": max((t["final"] for t in complete), default=None),
-        "peak": max((t["peak"] for t in complete if t["peak"] is not None), default=None),
-        "complete": len(complete),
-        "pruned": sum(t["state"] == "pruned" for t in inside),
-        "failed": sum(t["state"] == "failed" for t in inside),
-        "over": len(trials) - len(inside),
-        "to_target": min(reached, default=None),
+        arm: sum(i + 1 for i, e in enumerate(ordered) if e == error) / ordered.count(error)
+        for arm, error in errors.items()
     }
 
 
-def check_params(tool: str, trials: list[dict]) -> tuple[int, list[str]]:
-    """How many trials' parameter counts match :func:`cnn_params`, and the mismatches."""
-    matched, wrong = 0, []
-    for t in trials:
-        if t["params"] is None:
-            continue
-        c = t["config"]
-        expected = cnn_params(int(c["conv_layers"]), int(c["filters"]), int(c["units"]))
-        if int(t["params"]) == expected:
-            matched += 1
-        else:
-            wrong.append(f"{tool} {c}: {int(t['params'])} != {expected}")
-    return matched, wrong
+def bootstrap_interval(values, statistic, draws: int = 10_000, seed: int = 0):
+    """A percentile bootstrap 95% interval of ``statistic`` over resampled ``values``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = np.asarray(values)
+    picks = rng.integers(0, len(values), size=(draws, len(values)))
+    stats = np.array([statistic(values[p]) for p in picks])
+    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
-def fmt(value, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def summarize(runs: dict, args) -> None:
+    """Print every figure the module docstring names, and draw the anytime curve."""
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    arms = [a for a in args.arms if any(k[0] == a for k in runs)]
+    seeds = sorted({k[1] for k in runs if all((a, k[1]) in runs for a in arms)})
+    budget = args.budget
+    print(f"\n{len(seeds)} seeds with every arm: {seeds}; budget {budget:g} s per run\n")
+    print("| arm | median test error | IQR | mean rank (95% CI) | trials per run "
+          "(complete / pruned / failed) | epochs per run |")
+    print("|---|---:|---:|---:|---:|---:|")
+    errors = {a: np.array([1 - runs[a, s]["test_accuracy"] for s in seeds]) for a in arms}
+    rank_rows = np.array([[ranks({a: errors[a][i] for a in arms})[a] for a in arms]
+                          for i in range(len(seeds))])
+    for j, arm in enumerate(arms):
+        e = errors[arm]
+        low, high = bootstrap_interval(rank_rows[:, j], np.mean)
+        counts = [
+            [sum(t["state"] == state for t in inside(runs[arm, s]["trials"], budget))
+             for s in seeds]
+            for state in ("complete", "pruned", "failed")
+        ]
+        epochs = [sum(t["epochs"] for t in inside(runs[arm, s]["trials"], budget)) for s in seeds]
+        print(
+            f"| {arm} | {np.median(e):.4f} | {np.percentile(e, 25):.4f}-{np.percentile(e, 75):.4f}"
+            f" | {rank_rows[:, j].mean():.2f} ({low:.2f}-{high:.2f}) | "
+            + " / ".join(f"{np.median(c):g}" for c in counts)
+            + f" | {np.median(epochs):g} |"
+        )
+    print("\nseconds per trial outside the fit (model, data, evaluation, saving) and between "
+          "trials (the searcher, the storage), medians over every trial of every run:")
+    for arm in arms:
+        trials = [t for s in seeds for t in runs[arm, s]["trials"] if t.get("fit_s") is not None]
+        outside = [t["end"] - t["start"] - t["fit_s"] for t in trials if "start" in t]
+        gaps = [
+            b["start"] - a["end"]
+            for s in seeds
+            for a, b in zip(runs[arm, s]["trials"], runs[arm, s]["trials"][1:], strict=False)
+            if "start" in b
+        ]
+        if outside:
+            print(f"  {arm}: outside the fit {np.median(outside):.2f} s, between trials "
+                  f"{np.median(gaps) if gaps else float('nan'):.2f} s, start to first trial "
+                  f"{np.median([runs[arm, s]['trials'][0]['start'] for s in seeds]):.1f} s")
+    print("\nper seed, test error:")
+    for i, seed in enumerate(seeds):
+        print(f"  seed {seed}: " + ", ".join(f"{a} {errors[a][i]:.4f}" for a in arms))
+    reference = args.reference
+    if reference in arms:
+        print(f"\npaired differences, {reference} test error minus the other arm's "
+              f"(negative: {reference} better):")
+        for arm in arms:
+            if arm == reference:
+                continue
+            diff = errors[reference] - errors[arm]
+            low, high = bootstrap_interval(diff, np.mean)
+            p = wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
+            wins = int((diff < 0).sum())
+            print(
+                f"  vs {arm}: mean {diff.mean():+.4f}, 95% CI [{low:+.4f}, {high:+.4f}], "
+                f"Wilcoxon p = {p:.3f}; {reference} lower on {wins} of {len(seeds)} seeds"
+            )
+    spread = [
+        t["val"] for a in ("harness-random", "kt-random") if a in arms for s in seeds
+        for t in inside(runs[a, s]["trials"], budget) if t["val"] is not None
+    ]
+    if spread:
+        print(
+            f"\nrandom configurations (harness-random and kt-random, {len(spread)} complete "
+            f"trials): validation accuracy {min(spread):.4f} to {max(spread):.4f}, median "
+            f"{np.median(spread):.4f}; below 0.2: {sum(v < 0.2 for v in spread)}"
+        )
+    grid = [budget * i / 300 for i in range(301)]
+    medians = {
+        a: np.median([incumbent_curve(runs[a, s]["trials"], budget, grid) for s in seeds], axis=0)
+        for a in arms
+    }
+    print("\nmedian incumbent validation error at a third, two thirds and all of the budget:")
+    for arm in arms:
+        print(f"  {arm}: " + ", ".join(f"{medians[arm][i]:.4f}" for i in (100, 200, 300)))
+    if reference in arms and "kt-random" in arms:
+        target = medians["kt-random"][-1]
+        reached = next((grid[i] for i, v in enumerate(medians[reference]) if v <= target), None)
+        verdict = (
+            "never" if reached is None
+            else f"at {reached:.0f} s, {reached / budget:.2f} of the budget "
+            f"({'met' if reached <= budget / 3 else 'not met'}: goal <= 1/3)"
+        )
+        print(f"{reference} reaches kt-random's final median validation error ({target:.4f}) "
+              f"{verdict}")
+    if args.plot:
+        draw(grid, medians, args.plot, budget, len(seeds))
 
 
-def when(seconds: float | None) -> str:
-    return "never" if seconds is None else f"{seconds:.1f} s"
+def draw(grid, medians, path: Path, budget: float, seeds: int) -> None:
+    """The anytime curve: median incumbent validation error against seconds, per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for arm, curve in medians.items():
+        style = "-" if arm.startswith("harness") else "--"
+        axes.step(grid, curve, where="post", linestyle=style, label=arm)
+    axes.set_yscale("log")
+    axes.set_ylim(0.008, 1.0)
+    axes.set_xlim(0, budget)
+    axes.set_xlabel("seconds since the run's launch (one core each)")
+    axes.set_ylabel("incumbent validation error (median)")
+    axes.set_title(f"MNIST 5k/5k, 9 epochs, {seeds} seeds: median over seeds")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    print(f"anytime curve: {path}")
+
+
+# ------------------------------------------------------------------------------ driver
+
+
+def run_one(arm: str, seed: int, core: int, args, folder: Path) -> dict:
+    """One run of ``arm`` with ``seed`` on ``core``."""
+    if arm in HARNESS_ARMS:
+        return run_harness(arm, seed, core, args, folder)
+    return run_kerastuner(arm, seed, core, args, folder)
 
 
 def main() -> None:
-    """Run every tool for every seed (tools interleaved) and print the figures."""
-    if len(sys.argv) == 3 and sys.argv[1] == "--kerastuner-child":
-        kerastuner_child(json.loads(sys.argv[2]))
+    """Run every arm for every seed, ``--parallel`` at a time, and print the figures."""
+    if len(sys.argv) == 3 and sys.argv[1] in ("--kerastuner-child", "--score-child"):
+        child = kerastuner_child if sys.argv[1] == "--kerastuner-child" else score_child
+        child(json.loads(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--budget", type=float, default=360.0, help="seconds per run")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per trial")
-    parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
-    parser.add_argument("--limit", type=int, default=12_000, help="training images")
-    parser.add_argument("--validation", type=int, default=2_000, help="validation images")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
+    parser.add_argument("--budget", type=float, default=150.0, help="seconds per run")
+    parser.add_argument("--epochs", type=int, default=9, help="epochs per trial")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(DEFAULT_ARMS))
+    parser.add_argument("--train", type=int, default=5_000, help="training images")
+    parser.add_argument("--validation", type=int, default=5_000, help="validation images")
+    parser.add_argument("--parallel", type=int, default=2, help="runs at once, one core each")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 45 s, 3 epochs")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/search_quality"))
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the anytime curve")
+    parser.add_argument(
+        "--reference", choices=ARMS, default="harness", help="the arm the others are paired with"
+    )
+    parser.add_argument("--summarize", type=Path, default=None, help="reprint a saved --out")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.budget, args.epochs = args.seeds[:2], 45.0, 3
+    if args.summarize is not None:
+        saved = json.loads((args.summarize / "runs.json").read_text())
+        args.budget = saved["budget"]
+        runs = {(r["arm"], r["seed"]): r for r in saved["runs"]}
+        summarize(runs, args)
+        return
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} is missing: the benchmark needs the MNIST IDX files there")
-    split_share(args.limit, args.validation)
-    from harness.backends.optuna import Config
+    cores = sorted(os.sched_getaffinity(0))[: args.parallel]
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"budget {args.budget:g} s per run, {args.epochs} epochs per trial, {args.train} "
+        f"training + {args.validation} validation images, seeds {args.seeds}, arms "
+        f"{', '.join(args.arms)}; {len(cores)} runs at once on cores {cores}, one thread each",
+        flush=True,
+    )
+    jobs = []
+    for position, seed in enumerate(args.seeds):
+        shift = position % len(args.arms)  # no arm always runs first or beside the same arm
+        jobs += [(arm, seed) for arm in args.arms[shift:] + args.arms[:shift]]
+    free = list(cores)
+    lock = threading.Lock()
+    runs: dict = {}
 
-    defaults = Config()
-    warmup = defaults.warmup_epochs or max(1, args.epochs // 2)
-    print(
-        f"harness defaults: sampler {defaults.sampler} (multivariate, group, "
-        f"{defaults.startup_trials} start-up trials), pruner {defaults.pruner} "
-        f"({defaults.startup_trials} start-up trials, warm-up "
-        f"{defaults.warmup_epochs or 'half the epochs'}: {warmup} epochs here, patience "
-        f"{defaults.patience_epochs} epoch)",
-        flush=True,
-    )
-    print(
-        f"budget {args.budget:g} s per run, {args.epochs} epochs per trial, "
-        f"{args.limit} training + {args.validation} validation images, seeds {args.seeds}",
-        flush=True,
-    )
-    results: dict[tuple[int, str], dict] = {}
-    params_seen: dict[tuple, dict[str, int]] = {}
-    mismatches: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for position, seed in enumerate(args.seeds):
-            shift = position % len(args.tools)  # no tool always runs first
-            for tool in args.tools[shift:] + args.tools[:shift]:
-                if tool == "harness":
-                    run = run_harness(Path(tmp), seed, args)
-                else:
-                    run = run_kerastuner(Path(tmp), tool, seed, args)
-                figures = summarize(run["trials"], args.budget)
-                results[seed, tool] = figures
-                matched, wrong = check_params(tool, run["trials"])
-                mismatches += wrong
-                for t in run["trials"]:
-                    if t["params"] is not None:
-                        c = t["config"]
-                        key = (int(c["conv_layers"]), int(c["filters"]), int(c["units"]))
-                        params_seen.setdefault(key, {})[tool] = int(t["params"])
-                pruned = f", {figures['pruned']} pruned" if tool == "harness" else ""
-                print(
-                    f"seed {seed} {tool:9s}: best {fmt(figures['final'])} final, "
-                    f"{fmt(figures['peak'])} any epoch; {figures['complete']} complete{pruned}, "
-                    f"{figures['failed']} failed, {figures['over']} over budget; "
-                    f"{TARGET} at {when(figures['to_target'])}; whole run "
-                    f"{run['wall']:.1f} s; parameter counts match the formula for "
-                    f"{matched} trials",
-                    flush=True,
-                )
-    print()
-    print(
-        "| seed | tool | best val_accuracy (final) | best (any epoch) | complete | pruned "
-        f"| failed | over budget | s to {TARGET} |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for (seed, tool), f in results.items():
-        pruned = str(f["pruned"]) if tool == "harness" else "-"
-        to_target = when(f["to_target"]).removesuffix(" s")
+    def work(arm: str, seed: int) -> None:
+        with lock:
+            core = free.pop()
+        try:
+            run = run_one(arm, seed, core, args, args.out)
+        finally:
+            with lock:
+                free.append(core)
+        best = incumbent(run["trials"], args.budget)
+        states = [t["state"] for t in inside(run["trials"], args.budget)]
+        with lock:
+            runs[arm, seed] = {"arm": arm, "seed": seed, **run}
+            (args.out / "runs.json").write_text(
+                json.dumps({"budget": args.budget, "runs": list(runs.values())})
+            )
+        test = run["test_accuracy"]
         print(
-            f"| {seed} | {tool} | {fmt(f['final'])} | {fmt(f['peak'])} | {f['complete']} "
-            f"| {pruned} | {f['failed']} | {f['over']} | {to_target} |"
+            f"seed {seed} {arm:14s}: {states.count('complete')} complete, "
+            f"{states.count('pruned')} pruned, {states.count('failed')} failed; incumbent "
+            f"val {best['val'] if best else float('nan'):.4f}, test "
+            f"{test if test is not None else float('nan'):.4f}",
+            flush=True,
         )
-    print()
-    print("parameter counts (conv_layers, filters, units -> per tool; formula):")
-    for key in sorted(params_seen):
-        seen = ", ".join(f"{tool} {count:,}" for tool, count in sorted(params_seen[key].items()))
-        print(f"  {key}: {seen}; formula {cnn_params(*key):,}")
-    if mismatches:
-        print("MISMATCHED parameter counts:\n  " + "\n  ".join(mismatches))
-    if "harness" not in args.tools or len(args.tools) == 1:
-        return
-    print()
-    for seed in args.seeds:
-        mine = results[seed, "harness"]
-        for key, label in (("final", "final"), ("peak", "any epoch")):
-            others = {t: results[seed, t][key] for t in args.tools if t != "harness"}
-            verdict = all(
-                mine[key] is not None and (v is None or mine[key] >= v) for v in others.values()
-            )
-            listing = ", ".join(f"{t} {fmt(v)}" for t, v in others.items())
-            print(
-                f"seed {seed}: harness best ({label}) {fmt(mine[key])} >= {listing}: "
-                f"{'yes' if verdict else 'no'}"
-            )
-        if "random" in args.tools:
-            ours, theirs = mine["to_target"], results[seed, "random"]["to_target"]
-            if ours is not None and theirs is not None:
-                ratio = f"{ours / theirs:.2f}x ({'<=' if ours * 3 <= theirs else '>'} 1/3)"
-            elif ours is not None:
-                ratio = "harness reached it, RandomSearch never did"
-            else:
-                ratio = "harness never reached it"
-            print(f"seed {seed}: time to {TARGET}, harness / RandomSearch: {ratio}")
+
+    with ThreadPoolExecutor(max_workers=len(cores)) as pool:
+        for future in [pool.submit(work, arm, seed) for arm, seed in jobs]:
+            future.result()
+    summarize(runs, args)
 
 
 if __name__ == "__main__":

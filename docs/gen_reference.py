@@ -7,7 +7,8 @@ pages exist only inside the build, so they cannot drift from the code they descr
   from the hookspec's docstring, with the built-in plugins that implement it.
 * ``reference/{datasets,models,augmentations,callbacks}.md``: every registered built-in
   component and its pydantic parameter model.
-* ``reference/cli.md``: the argparse parser of ``harness/cli.py``.
+* ``reference/cli.md``: the argparse parser of ``harness/cli.py``, with the built-in
+  commands (``harness/commands/`` and the modules they name) and no third party's.
 * ``reference/study-file.md``: the pydantic models of the study file's tables.
 
 The build fails (and so CI fails) when a hook parameter is not described in its
@@ -133,14 +134,33 @@ def _environment(**values: str | None) -> Iterator[None]:
         apply(saved)
 
 
+def _builtins_only() -> contextlib.AbstractContextManager:
+    """No entry-point plugin and no plugin blocked, whatever the environment says."""
+    return _environment(
+        HARNESS_DISABLE_PLUGIN_AUTOLOAD="1", HARNESS_PLUGINS=None, HARNESS_DISABLE_PLUGINS=None
+    )
+
+
 def _builtin_plugins():
     """The built-in plugins only, whatever is installed or set in the environment."""
     from harness.plugins import load_plugins
 
-    with _environment(
-        HARNESS_DISABLE_PLUGIN_AUTOLOAD="1", HARNESS_PLUGINS=None, HARNESS_DISABLE_PLUGINS=None
-    ):
+    with _builtins_only():
         return load_plugins()
+
+
+def _builtin_hookimpls(plugins, name: str) -> list:
+    """The implementations of hook ``name`` by the built-in plugins (``plugins``) and by
+    the built-in command plugins (loaded apart, before the command line is parsed)."""
+    from harness.commands import BUILTIN_COMMANDS
+    from harness.plugins import load_command_plugins
+
+    with _builtins_only():
+        commands = load_command_plugins(BUILTIN_COMMANDS)
+    return [
+        *getattr(plugins.pm.hook, name).get_hookimpls(),
+        *getattr(commands.pm.hook, name).get_hookimpls(),
+    ]
 
 
 # --- docstrings to Markdown -------------------------------------------------------------
@@ -252,14 +272,26 @@ def _signature(function) -> str:
     return head + "\n" + "".join(f"    {p},\n" for p in parameters) + f") -> {returns}: ..."
 
 
+def _commands_added(impl) -> list[str]:
+    """The commands a ``harness_register_commands`` implementation adds."""
+    subparsers = argparse.ArgumentParser(prog="harness").add_subparsers()
+    impl.function(subparsers=subparsers, add_common=lambda parser: None)
+    return list(subparsers.choices)
+
+
 def _implementations(plugins, name: str) -> list[str]:
     """One Markdown list item per built-in plugin implementing hook ``name``."""
-    family = name.removeprefix("harness_register_") if "_register_" in name else None
+    family = name.removeprefix("harness_register_")
     items = []
-    for impl in getattr(plugins.pm.hook, name).get_hookimpls():
+    for impl in _builtin_hookimpls(plugins, name):
         module = getattr(impl.plugin, "__name__", impl.plugin_name)
         item = f"* `{impl.plugin_name}` (`{module}`)"
-        if family:
+        if name == "harness_register_commands":
+            item += ": adds " + ", ".join(
+                f"[`harness {command}`](../cli.md#harness-{command})"
+                for command in _commands_added(impl)
+            )
+        elif family in plugins.registries:
             registered = [
                 f"[`{c.name}`](../{family}.md#{c.name})"
                 for c in plugins.registries[family].components.values()
@@ -309,9 +341,7 @@ def hooks_index_page(plugins) -> str:
     for name, function in _hookspecs().items():
         summary = _summary_and_body(function)[0].split(". ")[0].rstrip(".")
         users = (
-            ", ".join(
-                f"`{impl.plugin_name}`" for impl in getattr(plugins.pm.hook, name).get_hookimpls()
-            )
+            ", ".join(f"`{impl.plugin_name}`" for impl in _builtin_hookimpls(plugins, name))
             or "none"
         )
         rows.append(f"| [`{name}`]({name}.md) | {_cell(summary)} | {users} |")
@@ -506,7 +536,8 @@ def _arguments_table(parser: argparse.ArgumentParser) -> list[str]:
         invocation = parser._get_formatter()._format_action_invocation(action)
         if not action.help:
             raise ValueError(
-                f"{parser.prog} {invocation}: no help text; describe it in harness/cli.py"
+                f"{parser.prog} {invocation}: no help text; describe it where its command's "
+                "parser is built (harness/commands/)"
             )
         text = action.help
         default = action.default
@@ -521,7 +552,8 @@ def _arguments_table(parser: argparse.ArgumentParser) -> list[str]:
 def cli_page() -> str:
     from harness.cli import build_parser
 
-    parser = build_parser()
+    with _builtins_only():
+        parser = build_parser()
     parser.formatter_class = _formatter
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     helps = {choice.dest: choice.help for choice in commands._choices_actions}

@@ -50,6 +50,14 @@ def parse_devices(text: str | None, available: list[str]) -> list[str]:
     return wanted
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity (``taskset``, a container's cpuset)
+    where the platform reports it, else every CPU of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class WorkerSlot:
     """Where one worker runs: its id, its device and its environment overrides."""
@@ -63,10 +71,10 @@ def plan_workers(count: int, gpus: list[str], cpu_count: int | None = None) -> l
     """Assign each of ``count`` workers one GPU (round-robin) or a share of the CPU threads.
 
     ``CUDA_VISIBLE_DEVICES`` is set for every worker (empty on CPU so that a
-    CPU worker never grabs a GPU), and CPU workers split the cores between
-    them so that they do not oversubscribe the machine.
+    CPU worker never grabs a GPU), and CPU workers split the cores this process may use
+    (:func:`usable_cpus`) between them so that they do not oversubscribe the machine.
     """
-    cpu_count = cpu_count or os.cpu_count() or 1
+    cpu_count = cpu_count or usable_cpus()
     threads = max(1, cpu_count // count)
     slots = []
     for index in range(count):

@@ -3,6 +3,7 @@ models a study kept (:mod:`harness.ensemble`)."""
 
 from __future__ import annotations
 
+import harness
 from harness.devices import configure_tensorflow
 from harness.ensemble import METHODS, build_ensemble, choose_members, summary_lines
 from harness.errors import HarnessError
@@ -36,6 +37,12 @@ def add_parser(subparsers, add_common) -> None:
     )
     add_common(parser)
     parser.set_defaults(handler=cmd_ensemble)
+
+
+@harness.hookimpl
+def harness_register_commands(subparsers, add_common) -> None:
+    """Add ``harness ensemble``."""
+    add_parser(subparsers, add_common)
 
 
 def cmd_ensemble(args) -> int:

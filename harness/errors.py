@@ -20,7 +20,15 @@ class TrialFailed(Exception):
 
 
 class TrialPruned(Exception):
-    """Raised by a backend's reporter to stop an unpromising trial early."""
+    """Raised by a backend's reporter to stop an unpromising trial early.
+
+    ``reason``, when given, becomes the pruned trial's ``fail_reason`` (``harness show``,
+    trials.csv); a pruner's routine stop gives none.
+    """
+
+    def __init__(self, message: str = "", *, reason: str | None = None):
+        super().__init__(message or reason or "")
+        self.reason = reason
 
 
 class StudyAborted(HarnessError):

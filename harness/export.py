@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness
 from harness.context import StudyContext, TrialContext
 from harness.errors import HarnessError
 from harness.files import replacing
@@ -88,6 +89,12 @@ def add_parser(subparsers, add_common) -> None:
     )
     add_common(parser)
     parser.set_defaults(handler=cmd_export)
+
+
+@harness.hookimpl
+def harness_register_commands(subparsers, add_common) -> None:
+    """Add ``harness export``."""
+    add_parser(subparsers, add_common)
 
 
 def cmd_export(args) -> int:

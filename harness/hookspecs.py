@@ -9,9 +9,10 @@ Third-party packages are found through the ``harness`` entry-point group::
     [project.entry-points.harness]
     mine = "mypkg.harness_plugin"
 
-The hooks come in two families:
+The hooks come in three families:
 
-* **register hooks** (``harness_register_*``) are called once when the plugin
+* **register hooks** (``harness_register_datasets``, ``_models``,
+  ``_augmentations``, ``_callbacks``) are called once when the plugin
   manager starts. Each receives a ``register`` callable; calling
   ``register(name, function, params=Model, description="...")`` contributes a
   named component that study files can refer to. ``params`` is a pydantic
@@ -20,6 +21,10 @@ The hooks come in two families:
   called with an instance of it. Register hooks must not import TensorFlow:
   import it inside the registered function, so that ``harness --help``,
   ``harness plugins`` and study validation stay fast.
+* **the command hook** (``harness_register_commands``) adds ``harness``
+  subcommands; every built-in command is added through it too. It is called
+  before the command line is parsed, so only built-in and entry-point plugins
+  can add a command (a ``--plugin`` module is loaded too late).
 * **lifecycle hooks** (``harness_study_*``, ``harness_trial_*``,
   ``harness_test_evaluated``) are called while a study runs.
 
@@ -44,6 +49,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - types only
+    import argparse
+    from collections.abc import Callable
+
     from harness.context import StudyContext, TrialContext, TrialResult
     from harness.registry import Register
 
@@ -345,6 +353,80 @@ def harness_register_callbacks(register: Register) -> None:
 
 
 @hookspec
+def harness_register_commands(
+    subparsers: argparse._SubParsersAction,
+    add_common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add ``harness`` subcommands (``harness best STUDY``, say).
+
+    When it is called:
+
+    Once per ``harness`` command line, before it is parsed (``harness --help``
+    included), for the built-in plugins first and then for the entry-point
+    plugins, one plugin after the other: ``harness --help`` lists the commands in
+    that order. Every built-in command (``run``, ``show``, ``predict``, ...) is
+    added through this hook too, by a built-in plugin. A ``--plugin`` module cannot
+    add a command: it is loaded after the command line was parsed, so its
+    implementation of this hook is never called; install the plugin (the
+    ``harness`` entry-point group) instead. Keep the hook and the module's imports
+    fast, and do not import TensorFlow in either: import what the command needs
+    inside its handler.
+
+    Parameters:
+
+    * ``subparsers``: the sub-parsers action of the ``harness`` argument parser
+      (what ``argparse.ArgumentParser.add_subparsers`` returns). Call
+      ``subparsers.add_parser(name, help="...", description="...")`` once per
+      command; ``help`` is the command's line in ``harness --help``, and every
+      argument needs a ``help`` too (the command-line reference is generated from
+      them). A name (or alias) that another plugin's command has is an error naming
+      both plugins.
+    * ``add_common``: ``add_common(parser)`` adds the options every built-in
+      command takes: ``--runs-dir`` (where studies live, default ``runs``) and
+      ``--plugin``.
+
+    The handler:
+
+    Set it with ``parser.set_defaults(handler=handle)``. ``handle(args)`` gets the
+    parsed ``argparse.Namespace`` and returns the exit code (0: it worked). A
+    :class:`harness.errors.HarnessError` it raises is printed as one ``error:``
+    line and exits with code 2, Ctrl-C exits with code 130, as for the built-in
+    commands.
+
+    A third-party plugin whose hook raises adds no command: one warning names it,
+    and the other commands still work.
+
+    Example::
+
+        import json
+
+        import harness
+        from harness.errors import HarnessError
+        from harness.results import BEST_FILE, resolve_run_dir
+
+
+        def print_best(args):
+            run_dir = resolve_run_dir(args.target, args.runs_dir)
+            if not (run_dir / BEST_FILE).is_file():
+                raise HarnessError(f"{run_dir}: no complete trial yet")
+            best = json.loads((run_dir / BEST_FILE).read_text(encoding="utf-8"))
+            for name, value in best["params"].items():
+                print(f"{name} = {json.dumps(value)}")
+            return 0
+
+
+        @harness.hookimpl
+        def harness_register_commands(subparsers, add_common):
+            parser = subparsers.add_parser(
+                "best", help="print the best trial's parameters, one per line"
+            )
+            parser.add_argument("target", help="study name (under --runs-dir) or run directory")
+            add_common(parser)
+            parser.set_defaults(handler=print_best)
+    """
+
+
+@hookspec
 def harness_study_start(study: StudyContext) -> None:
     """Called once in the orchestrating process before any trial runs.
 
@@ -485,7 +567,8 @@ def harness_trial_end(trial: TrialContext, result: TrialResult) -> None:
       validation metrics plus ``params``, ``train_seconds`` and ``epochs_run``;
       for a trial stopped early, its last epoch's values), ``history`` (the
       per-epoch Keras logs, metric name to list of values), ``duration_s``,
-      ``fail_reason`` (``None`` unless failed) and ``model`` (the trained Keras
+      ``fail_reason`` (why it failed, or why it was pruned other than by the pruner,
+      as by ``[study].stop_at_chance``; else ``None``) and ``model`` (the trained Keras
       model of a complete trial, else ``None``).
 
     Example::

@@ -1,4 +1,5 @@
-"""The plugin manager: built-ins, the ``harness`` entry-point group and ``--plugin``.
+"""The plugin manager: built-ins, the ``harness`` entry-point group and ``--plugin``; and
+the plugins that add commands, loaded before the command line is parsed.
 
 Environment variables control autoloading of third-party plugins (built-ins
 always load unless blocked by name):
@@ -10,6 +11,7 @@ always load unless blocked by name):
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import importlib
@@ -18,7 +20,7 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -61,6 +63,84 @@ class LoadedPlugin:
 
     name: str
     source: str
+
+
+@dataclass
+class CommandPlugins:
+    """The plugins that can add commands (:func:`load_command_plugins`), in load order;
+    ``third_party`` names the entry-point ones."""
+
+    pm: pluggy.PluginManager
+    loaded: list[LoadedPlugin] = field(default_factory=list)
+    third_party: set[str] = field(default_factory=set)
+
+    def register_commands(
+        self, subparsers: Any, add_common: Callable[[argparse.ArgumentParser], None]
+    ) -> None:
+        """Call ``harness_register_commands`` one plugin at a time, in load order (the order
+        of ``harness --help``). A name two plugins add is an error naming both; a
+        third-party hook that raises adds no command and is one warning."""
+        owners: dict[str, LoadedPlugin] = {}
+        for plugin in self.loaded:
+            module = self.pm.get_plugin(plugin.name)
+            others = [other for other in self.pm.get_plugins() if other is not module]
+            call = self.pm.subset_hook_caller("harness_register_commands", others)
+            commands = _PluginCommands(subparsers, owners, plugin)
+            try:
+                call(subparsers=commands, add_common=add_common)
+            except PluginError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+                commands.remove()
+                message = (
+                    f"plugin {plugin.name!r} ({plugin.source}) raised while adding commands: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                if plugin.name not in self.third_party:
+                    raise PluginError(message)
+                log.warning("%s", message)
+
+
+class _PluginCommands:
+    """The ``subparsers`` one plugin's ``harness_register_commands`` gets: argparse's action,
+    except that a command name (or alias) another plugin added is refused in one line
+    naming both (argparse's own error names neither)."""
+
+    def __init__(self, subparsers: Any, owners: dict[str, LoadedPlugin], plugin: LoadedPlugin):
+        self._subparsers = subparsers
+        self._owners = owners
+        self._plugin = plugin
+        self._added: list[str] = []
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        names = [name, *kwargs.get("aliases", ())]
+        for command in names:
+            owner = self._owners.get(command)
+            if owner is not None:
+                raise PluginError(
+                    f"command {command!r} is added twice: by plugin {owner.name!r} "
+                    f"({owner.source}) and by plugin {self._plugin.name!r} "
+                    f"({self._plugin.source}). Uninstall or block one of them "
+                    f"(HARNESS_DISABLE_PLUGINS={self._plugin.name})."
+                )
+        parser = self._subparsers.add_parser(name, **kwargs)
+        for command in names:
+            self._owners[command] = self._plugin
+            self._added.append(command)
+        return parser
+
+    def remove(self) -> None:
+        """Take back the commands this plugin added (its hook raised half-way)."""
+        for command in self._added:
+            self._subparsers.choices.pop(command, None)
+            self._owners.pop(command, None)
+        self._subparsers._choices_actions[:] = [
+            action for action in self._subparsers._choices_actions
+            if action.dest not in self._added
+        ]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._subparsers, name)
 
 
 @dataclass
@@ -195,6 +275,51 @@ def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
+def _blocked() -> set[str]:
+    return _env_list("HARNESS_DISABLE_PLUGINS") or set()
+
+
+def _selected_entry_points(
+    blocked: set[str],
+) -> Iterator[tuple[importlib.metadata.EntryPoint, str, str]]:
+    """The entry points the environment lets load: (entry point, its distribution, source)."""
+    if os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "") in ("1", "true", "yes"):
+        return
+    only = _env_list("HARNESS_PLUGINS")
+    for ep in _entry_points():
+        if ep.name in blocked or (only is not None and ep.name not in only):
+            continue
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
+        yield ep, dist, f"entry point {ep.name} = {ep.value} (distribution {dist})"
+
+
+def load_command_plugins(builtins: Iterable[tuple[str, str]]) -> CommandPlugins:
+    """The plugins that can add commands, before the command line is parsed: the built-in
+    command modules ``builtins`` (short name, module path) and the entry-point plugins,
+    subject to the environment variables above. ``--plugin`` comes too late for this.
+
+    An entry-point plugin that fails to import or to register is left out here without a
+    word: :func:`load_plugins` reports it when a command loads the plugins.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    plugins = CommandPlugins(pm)
+    blocked = _blocked()
+    for name, module_path in builtins:
+        if name not in blocked:
+            pm.register(importlib.import_module(module_path), name=name)
+            plugins.loaded.append(LoadedPlugin(name, f"built-in ({module_path})"))
+    for ep, _, source in _selected_entry_points(blocked):
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - load_plugins reports it, once
+            log.debug("plugin %r adds no command: %s", ep.name, describe_exception(exc))
+            continue
+        plugins.loaded.append(LoadedPlugin(ep.name, source))
+        plugins.third_party.add(ep.name)
+    return plugins
+
+
 def load_plugins(extra: Iterable[str] = ()) -> HarnessPlugins:
     """Build the plugin manager: built-ins, entry points (subject to the env vars), extras.
 
@@ -205,9 +330,7 @@ def load_plugins(extra: Iterable[str] = ()) -> HarnessPlugins:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     plugins = HarnessPlugins(pm, {family: Registry(family) for family in FAMILIES})
-    blocked = _env_list("HARNESS_DISABLE_PLUGINS") or set()
-    only = _env_list("HARNESS_PLUGINS")
-    autoload = os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "") not in ("1", "true", "yes")
+    blocked = _blocked()
 
     for name, module_path in BUILTIN_PLUGINS:
         if name in blocked:
@@ -215,23 +338,18 @@ def load_plugins(extra: Iterable[str] = ()) -> HarnessPlugins:
         module = importlib.import_module(module_path)
         _register(plugins, module, name, f"built-in ({module_path})", third_party=False)
 
-    if autoload:
-        for ep in _entry_points():
-            if ep.name in blocked or (only is not None and ep.name not in only):
-                continue
-            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
-            source = f"entry point {ep.name} = {ep.value} (distribution {dist})"
-            try:
-                module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
-                message = (
-                    f"plugin {ep.name!r} from distribution {dist} failed to import: "
-                    f"{type(exc).__name__}: {exc}"
-                )
-                plugins.broken.append(message)
-                log.warning("%s", message)
-                continue
-            _register(plugins, module, ep.name, source, third_party=True)
+    for ep, dist, source in _selected_entry_points(blocked):
+        try:
+            module = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+            message = (
+                f"plugin {ep.name!r} from distribution {dist} failed to import: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            plugins.broken.append(message)
+            log.warning("%s", message)
+            continue
+        _register(plugins, module, ep.name, source, third_party=True)
 
     for spec in extra:
         module = _import_extra(spec)

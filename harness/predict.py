@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+import harness
 from harness._images import read_image
 from harness.card import find_decoder, parse_card
 from harness.download import DEFAULT_TIMEOUT_S, keras_models_dir, offline
@@ -103,6 +104,12 @@ def add_parser(subparsers, add_common) -> None:
     )
     add_common(parser)
     parser.set_defaults(handler=run)
+
+
+@harness.hookimpl
+def harness_register_commands(subparsers, add_common) -> None:
+    """Add ``harness predict``."""
+    add_parser(subparsers, add_common)
 
 
 def run(args) -> int:

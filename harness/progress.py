@@ -43,7 +43,7 @@ def trial_line(record: Any, objectives: list[dict[str, str]]) -> str:
     if record.retry_of is not None:
         parts.append(f"re-runs #{record.retry_of}")
     line = "  ".join(parts)
-    if record.state == "failed" and record.fail_reason:
+    if record.state != "complete" and record.fail_reason:
         line += f"  reason: {record.fail_reason}"
     return line
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import harness
 from harness.errors import HarnessError
 from harness.results import resolve_run_dir
 
@@ -45,6 +46,12 @@ def add_parser(subparsers, add_common) -> None:
     )
     add_common(parser)
     parser.set_defaults(handler=cmd_tensorboard)
+
+
+@harness.hookimpl
+def harness_register_commands(subparsers, add_common) -> None:
+    """Add ``harness tensorboard``."""
+    add_parser(subparsers, add_common)
 
 
 @dataclass

@@ -33,7 +33,7 @@ def _optuna_records(run_dir: Path, meta: dict[str, Any]) -> list | None:
     storage = resolve_storage(run_dir, str(meta.get("storage") or "optuna.journal"))
     if storage is None:
         return None
-    import optuna  # lazy: keeps optuna out of harness --help (harness.cli imports this module)
+    import optuna  # lazy: keeps optuna out of harness --help (its commands import this module)
 
     from harness.backends.optuna import read_storage, trial_records  # lazy: imports optuna
 

@@ -129,6 +129,13 @@ class StudySection(_Strict):
         description="after the run, combine this many of the kept models into one "
         "(runs/<study>/ensemble.keras; as harness ensemble --size K); 0: no ensemble",
     )
+    stop_at_chance: bool = Field(
+        True,
+        description="prune a trial whose first epoch (of 20 batches or more) learned "
+        "nothing: a classifier of 3 or more classes whose training loss is no better than a "
+        "uniform guess and whose val_accuracy is within 2 points of 1/classes (binary tasks "
+        "are left alone)",
+    )
     max_retries: int = Field(
         1,
         ge=0,

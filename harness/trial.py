@@ -64,8 +64,9 @@ class NullReporter:
 
 
 class _EpochGuard:
-    """Keras callback: record and report each epoch, fail on a NaN loss, and stop the study
-    when its objective is not among the first epoch's metrics.
+    """Keras callback: record and report each epoch, fail on a NaN loss, stop the study
+    when its objective is not among the first epoch's metrics, and prune a trial whose
+    first epoch learned nothing (``classes``: see :func:`chance_classes`).
 
     It runs after every other callback, so trackers have logged an epoch before the
     backend prunes the trial at it; ``history`` keeps every epoch's logs, also of a
@@ -75,7 +76,12 @@ class _EpochGuard:
     """
 
     def __new__(
-        cls, reporter: Reporter, history: dict[str, list[float]], required=(), phases: int = 1
+        cls,
+        reporter: Reporter,
+        history: dict[str, list[float]],
+        required=(),
+        phases: int = 1,
+        classes: int | None = None,
     ):
         import keras  # lazy: imports TensorFlow
 
@@ -108,8 +114,42 @@ class _EpochGuard:
                 )
                 last = self.fits >= phases and bool(ended)
                 reporter.report(epoch, logs, last=last)
+                steps = self.params.get("steps") or 0
+                if classes and epoch == 0 and self.fits == 1 and not last:
+                    if steps >= CHANCE_MIN_STEPS:
+                        _stop_at_chance(logs, classes)
 
         return EpochGuard()
+
+
+#: ``[study].stop_at_chance`` judges a first epoch of at least this many batches: a few
+#: updates are no test of a model (the iris example's 4 batches leave it at chance).
+CHANCE_MIN_STEPS = 20
+
+
+def chance_classes(spec, info) -> int | None:
+    """The class count C when ``[study].stop_at_chance`` applies to a trial on ``info``: a
+    multiclass dataset of 3 or more classes. Binary tasks are left alone: a binary model
+    often sits at 50% for an epoch before it learns."""
+    if spec.study.stop_at_chance and info.task == "multiclass" and (info.num_classes or 0) >= 3:
+        return info.num_classes
+    return None
+
+
+def _stop_at_chance(logs: dict[str, float], classes: int) -> None:
+    """Prune the trial when its first epoch (of at least ``CHANCE_MIN_STEPS`` batches) learned
+    nothing: a mean training loss no better than a uniform guess over ``classes`` (ln C,
+    within 5%) and a validation accuracy within 2 points of 1/C."""
+    if "loss" not in logs or "val_accuracy" not in logs:
+        return
+    loss, accuracy = logs["loss"], logs["val_accuracy"]
+    ceiling = 1 / classes + 0.02
+    if loss >= 0.95 * math.log(classes) and accuracy <= ceiling:
+        raise TrialPruned(
+            reason=f"stopped after epoch 1: no better than chance (val_accuracy {accuracy:.4f} "
+            f"<= {ceiling:.4g}, loss {loss:.4f} >= 0.95 ln {classes}); "
+            "[study].stop_at_chance = false keeps such trials"
+        )
 
 
 def required_metrics(spec) -> list[str]:
@@ -167,7 +207,10 @@ def run_trial(
                 cb.component.function(component_params(cb, trial.params), trial)
                 for cb in spec.callbacks
             ),
-            _EpochGuard(reporter, history, required_metrics(spec), pipeline.fit_phases()),
+            _EpochGuard(
+                reporter, history, required_metrics(spec), pipeline.fit_phases(),
+                chance_classes(spec, pipeline.dataset.info),
+            ),
         ]
         pipeline.fit(inputs, callbacks)
         train_seconds = time.perf_counter() - fit_started
@@ -181,7 +224,7 @@ def run_trial(
         _check_objectives(spec, metrics)
         result = TrialResult("complete", metrics, history, model=model)
     except TrialPruned as pruned:
-        result = getattr(pruned, "result", None) or _stopped("pruned", history)
+        result = getattr(pruned, "result", None) or _stopped("pruned", history, pruned.reason)
     except StudyAborted as exc:
         result = _stopped("failed", history, str(exc))
         _finish(trial, plugins, result, started, tracker_callbacks)
@@ -207,9 +250,16 @@ def _cross_validated(trial, pipeline, reporter, history, tracker_callbacks) -> T
     means with each objective's spread; its model is refitted on all folds on demand."""
     spec = trial.study.spec
     phases = pipeline.fit_phases()
+    classes = chance_classes(spec, pipeline.dataset.info)
+    fold_histories: list[dict[str, list[float]]] = []
 
     def guard(fold_history):
-        return _EpochGuard(NullReporter(), fold_history, required_metrics(spec), phases)
+        fold_histories.append(fold_history)
+        first = len(fold_histories) == 1  # a stop at chance ends the trial in its first fold
+        return _EpochGuard(
+            NullReporter(), fold_history, required_metrics(spec), phases,
+            classes if first else None,
+        )
 
     started = time.perf_counter()
     report = FoldReport([o.metric for o in spec.objectives])
@@ -218,8 +268,11 @@ def _cross_validated(trial, pipeline, reporter, history, tracker_callbacks) -> T
             trial, pipeline, reporter, guard, _final_metrics, tracker_callbacks, report
         )
     except TrialPruned as exc:
+        if not report.folds:  # stopped within the first fold: run_trial records its epochs
+            history.update(fold_histories[0])
+            raise
         history.update(report.history())
-        exc.result = TrialResult("pruned", report.metrics(), history)
+        exc.result = TrialResult("pruned", report.metrics(), history, fail_reason=exc.reason)
         raise
     history.update(report.history())
     metrics = report.metrics()

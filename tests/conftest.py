@@ -112,6 +112,20 @@ def heavy_imports_after(code: str, heavy: tuple[str, ...]) -> list[str]:
     return ast.literal_eval(done.stdout.strip().splitlines()[-1])
 
 
+def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str) -> Path:
+    """A real installed-distribution layout (module + .dist-info with an entry point).
+
+    importlib.metadata names a distribution after its folder up to the first ``-`` and
+    keeps one per name: give the distributions of one ``root`` different first words."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist}-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text(f"[harness]\n{ep_name} = {module}\n")
+    return root
+
+
 def shared_data(name: str) -> Path:
     """A folder of ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA / name

@@ -10,6 +10,10 @@ Besides the hooks themselves it records when the components it registers are use
 built, the augmentation ``hook_count`` is made, the callback ``hook_stop`` is made and sees
 an epoch end, and the callback returned by ``harness_trial_callbacks`` sees an epoch end.
 
+Its ``harness_register_commands`` records a call too, but is never called: a ``--plugin``
+is loaded after the command line is parsed (test_plugin_hooks checks that; its COMMANDS
+plugin, installed as an entry point, is the one that adds a command).
+
 Like every register hook, this module does not import TensorFlow at import time.
 """
 
@@ -214,6 +218,14 @@ def make_stop(params: StopParams, trial):
 def harness_register_callbacks(register):
     record("harness_register_callbacks")
     register("hook_stop", make_stop, params=StopParams, description="stops after N epochs")
+
+
+# --- the command hook --------------------------------------------------------------------
+
+
+@harness.hookimpl
+def harness_register_commands(subparsers, add_common):
+    record("harness_register_commands", plugin="--plugin")
 
 
 # --- lifecycle hooks ---------------------------------------------------------------------

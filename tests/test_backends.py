@@ -150,11 +150,12 @@ def test_a_backend_without_join_storage_is_refused_by_harness_worker(
     write_study, capsys, monkeypatch
 ):
     from harness import cli
+    from harness.commands import worker
 
     lone = types.ModuleType("lone_backend")
     for function in base.REQUIRED:
         setattr(lone, function, lambda *args, **kwargs: None)
-    monkeypatch.setattr(cli, "get_backend", lambda spec: lone)
+    monkeypatch.setattr(worker, "get_backend", lambda spec: lone)
     assert cli.main(["worker", _worker_study(write_study), "--storage", "sqlite:///x.db"]) == 2
     err = capsys.readouterr().err
     assert "cannot join a study from another machine" in err and "harness run" in err

@@ -15,7 +15,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import harness.cli
+import harness.commands.common
+import harness.commands.run
 import harness.plugins
 from harness.cli import main
 
@@ -126,16 +127,20 @@ def no_training(monkeypatch):
     def refuse_to_train(spec, plugins, options, launcher=None):
         raise _Valid(spec.name)
 
-    monkeypatch.setattr(harness.cli, "run_study", refuse_to_train)
+    monkeypatch.setattr(harness.commands.run, "run_study", refuse_to_train)
     # and starts no worker early (it would import TensorFlow for every valid file)
     monkeypatch.setattr(
-        harness.cli, "workers_started_early", lambda spec, options: contextlib.nullcontext()
+        harness.commands.run,
+        "workers_started_early",
+        lambda spec, options: contextlib.nullcontext(),
     )
     monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
     # The built-in plugins, loaded once: a thousand study files are checked in seconds.
     built_ins = harness.plugins.load_plugins()
     monkeypatch.setattr(
-        harness.cli, "load_plugins", lambda extra=(): built_ins if not extra else _load(extra)
+        harness.commands.common,
+        "load_plugins",
+        lambda extra=(): built_ins if not extra else _load(extra),
     )
 
 

@@ -355,6 +355,7 @@ def test_harness_worker_joins_a_kerastuner_chief(write_study, monkeypatch, capsy
     """``harness worker --oracle HOST:PORT`` names this machine's workers after the host
     and points them at the chief; without an address it says what to pass."""
     from harness import cli
+    from harness.commands import worker
 
     for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
         monkeypatch.setenv(name, "")  # recorded, so that what the CLI sets is undone after
@@ -373,7 +374,7 @@ def test_harness_worker_joins_a_kerastuner_chief(write_study, monkeypatch, capsy
         seen["workers"] = options.workers
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_study", fake_run_study)
+    monkeypatch.setattr(worker, "run_study", fake_run_study)
     assert cli.main(["worker", str(path), "--oracle", "10.0.0.5:8000", "--workers", "2"]) == 130
     assert seen["KERASTUNER_ORACLE_IP"] == "10.0.0.5"
     assert seen["KERASTUNER_ORACLE_PORT"] == "8000"
@@ -387,7 +388,7 @@ def test_ctrl_c_notice_promises_the_re_run_both_backends_make(write_study, plugi
     KerasTuner in place), so the resume command is the command that was run."""
     from types import SimpleNamespace
 
-    from harness.cli import interrupted_notice
+    from harness.commands.run import interrupted_notice
 
     text = STUDY.format(trials=2, backend=backend, tuner="random", kerastuner="", epochs=1)
     spec = load_study(write_study(text), plugins)

@@ -32,6 +32,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
     5: (  # commands: read results, never train logic of their own
         "cli", "__main__", "show", "export", "predict", "serve", "report", "report.data",
         "report.diagnosis", "report.plots", "report.html", "ensemble_command",
+        "commands", "commands.common", "commands.summary", "commands.run", "commands.worker",
+        "commands.validate", "commands.show", "commands.evaluate", "commands.plugins",
     ),
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}

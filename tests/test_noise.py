@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from harness.cli import summary
+from harness.commands.summary import summary
 from harness.evaluate import chosen_trials
 from harness.noise import standard_error, trial_error
 from harness.study import Objective, load_study

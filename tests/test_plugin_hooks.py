@@ -4,6 +4,7 @@ of the lifecycle order (datasette's ``test_plugin_hooks_have_tests``, tox's gold
 Everything runs the real command line once for the module (:func:`hook_run`):
 
 * ``harness plugins --plugin tests/hook_recorder.py``;
+* ``harness --help``;
 * ``harness run hooks.toml`` with two ``--plugin`` files: tests/hook_recorder.py, which
   implements every hook, registers one component per family and appends every call to an
   events file (``$HOOK_RECORDER_EVENTS``, shared by the orchestrating process and its
@@ -12,6 +13,11 @@ Everything runs the real command line once for the module (:func:`hook_run`):
   complete, #2 fails (the model builder refuses its parameters); the best trial is then
   measured on the test split;
 * the same ``harness run`` again: the budget is met, so only the study hooks fire.
+
+Every command line also has COMMANDS installed, as a distribution with an entry point
+(only those are loaded before the command line is parsed): it implements
+``harness_register_commands``, records its call in the same events file and adds the
+command ``hook-listed``.
 
 Under pytest-xdist the workers share that one run (a lock and a folder under the session's
 common temporary directory).
@@ -32,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import make_distribution
 
 from harness import hookspecs
 
@@ -57,6 +64,48 @@ LIFECYCLE_HOOKS = (
 CLASS_NAMES = ["red", "green", "blue"]
 MODEL_LAYER = "hook_recorder_hidden"
 REFUSED = "RuntimeError: hook_dense refuses 7 units"
+#: ``harness --help``'s built-in commands, in its order.
+BUILTIN_COMMANDS = [
+    "run", "worker", "validate", "show", "evaluate", "plugins",
+    "tensorboard", "report", "export", "predict", "ensemble",
+]
+#: The entry point (and module) of COMMANDS.
+COMMANDS_PLUGIN = "hook_commands"
+
+COMMANDS = '''
+"""The hook tests' command plugin: records its harness_register_commands call, like the
+recorder, and adds ``harness hook-listed``."""
+
+import json
+import os
+import sys
+
+import harness
+
+
+def _listed(args):
+    print("hook-listed ran")
+    return 0
+
+
+@harness.hookimpl
+def harness_register_commands(subparsers, add_common):
+    parser = subparsers.add_parser("hook-listed", help="added by the hook tests' entry point")
+    add_common(parser)
+    parser.set_defaults(handler=_listed)
+    path = os.environ.get("HOOK_RECORDER_EVENTS")
+    if path:
+        event = {
+            "hook": "harness_register_commands",
+            "pid": os.getpid(),
+            "plugin": "entry point",
+            "tensorflow_imported": "tensorflow" in sys.modules,
+            "commands": list(subparsers.choices),
+            "options": [option for action in parser._actions for option in action.option_strings],
+        }
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event) + "\\n")
+'''
 
 RAISER = '''
 """A second tracker, registered after the recorder (so pluggy calls it first): its
@@ -167,11 +216,12 @@ def _harness(root: Path, events: str, *args: str) -> dict:
     """Run ``python -m harness ARGS`` in ``root``; its pid, exit code and output."""
     env = {
         **os.environ,
-        "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "PYTHONPATH": str(root / "site"),
+        "HARNESS_PLUGINS": COMMANDS_PLUGIN,  # of the entry-point plugins, only COMMANDS
         "HOOK_RECORDER_EVENTS": str(root / events),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    for name in ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGINS"):
+    for name in ("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "HARNESS_DISABLE_PLUGINS"):
         env.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "harness", *args],
@@ -191,6 +241,7 @@ def _harness(root: Path, events: str, *args: str) -> dict:
 
 def _run_everything(root: Path) -> None:
     (root / "hook_raiser.py").write_text(RAISER, encoding="utf-8")
+    make_distribution(root / "site", "hook-commands", COMMANDS_PLUGIN, COMMANDS, COMMANDS_PLUGIN)
     (root / "hooks.toml").write_text(textwrap.dedent(STUDY), encoding="utf-8")
     run = [
         "run", "hooks.toml", "--runs-dir", str(root / "runs"), "--no-progress",
@@ -198,6 +249,7 @@ def _run_everything(root: Path) -> None:
     ]
     done = {
         "plugins": _harness(root, "plugins-events.jsonl", "plugins", "--plugin", str(RECORDER)),
+        "help": _harness(root, "help-events.jsonl", "--help"),
         "run": _harness(root, "events.jsonl", *run),
         "resume": _harness(root, "resume-events.jsonl", *run),
         "ensemble": _harness(
@@ -409,9 +461,10 @@ def test_hook_harness_register_callbacks(hook_run):
 
 
 def test_register_hooks_run_in_every_process_that_loads_plugins(hook_run):
-    # `harness plugins`: the four register hooks, in that order, and nothing else.
+    # `harness plugins`: the command hook (its parser is built first), then the four
+    # register hooks, in that order, and nothing else.
     plugins_events = _events(hook_run.root / "plugins-events.jsonl")
-    assert [e["hook"] for e in plugins_events] == list(REGISTER_HOOKS)
+    assert [e["hook"] for e in plugins_events] == ["harness_register_commands", *REGISTER_HOOKS]
     assert not any(e["tensorflow_imported"] for e in plugins_events), "harness plugins stays light"
     assert hook_run.listing["lifecycle"][RECORDER_NAME] == ", ".join(
         hook.removeprefix("harness_") for hook in LIFECYCLE_HOOKS
@@ -422,6 +475,28 @@ def test_register_hooks_run_in_every_process_that_loads_plugins(hook_run):
         if hook in REGISTER_HOOKS:
             by_process.setdefault(process, []).append(hook)
     assert by_process == {"main": list(REGISTER_HOOKS), "worker": list(REGISTER_HOOKS)}
+
+
+def test_hook_harness_register_commands(hook_run):
+    """Called once per command line, in the process that parses it, first of every hook and
+    without TensorFlow, after the built-in commands were added; ``--help`` lists what it
+    adds. The recorder's implementation is never called: a ``--plugin`` comes too late."""
+    (call,) = hook_run.calls("harness_register_commands")
+    assert call["plugin"] == "entry point"
+    assert call["pid"] == hook_run.main_pid and not call["tensorflow_imported"]
+    assert hook_run.sequence()[0] == ("main", "harness_register_commands", None)
+    assert call["commands"] == [*BUILTIN_COMMANDS, "hook-listed"]
+    assert call["options"] == ["-h", "--help", "--runs-dir", "--plugin"]
+    files = {"plugins": "plugins-events.jsonl", "help": "help-events.jsonl",
+             "resume": "resume-events.jsonl", "ensemble": "ensemble-events.jsonl"}
+    for name, events in files.items():
+        calls = [
+            (e["pid"], e["plugin"]) for e in _events(hook_run.root / events)
+            if e["hook"] == "harness_register_commands"
+        ]
+        assert calls == [(hook_run.cli[name]["pid"], "entry point")], name
+    usage = hook_run.cli["help"]["out"]
+    assert "hook-listed" in usage and "added by the hook tests' entry point" in usage
 
 
 # --- the lifecycle hooks -----------------------------------------------------------------
@@ -439,7 +514,7 @@ def test_hook_harness_study_start(hook_run):
     assert hook_run.index("harness_study_start") < hook_run.index("harness_trial_start", 0)
     # Called again when the study is resumed (here with its budget met: no trial runs).
     resumed = _events(hook_run.root / "resume-events.jsonl")
-    lifecycle = [e["hook"] for e in resumed if e["hook"] not in REGISTER_HOOKS]
+    lifecycle = [e["hook"] for e in resumed if e["hook"] in LIFECYCLE_HOOKS]
     assert lifecycle == ["harness_study_start", "harness_study_end"]
     orchestrator = hook_run.cli["resume"]["pid"]
     assert all(e["pid"] == orchestrator for e in resumed if e["hook"] not in REGISTER_HOOKS)
@@ -640,6 +715,7 @@ def test_lifecycle_order_golden(hook_run):
     main_registers = [("main", hook, None) for hook in REGISTER_HOOKS]
     worker_registers = [("worker", hook, None) for hook in REGISTER_HOOKS]
     assert hook_run.sequence() == [
+        ("main", "harness_register_commands", None),
         *main_registers,
         ("main", "harness_study_start", None),
         *worker_registers,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import heavy_imports_after
+from conftest import heavy_imports_after, make_distribution
 
 from harness import hookspecs
 from harness.errors import PluginError
@@ -34,17 +33,6 @@ def load(params, context):
 def harness_register_datasets(register):
     register("{name}", load, params=Params, description="a third-party dataset")
 """
-
-
-def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str) -> Path:
-    """A real installed-distribution layout (module + .dist-info with an entry point)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist}-1.2.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2\n")
-    (info / "entry_points.txt").write_text(f"[harness]\n{ep_name} = {module}\n")
-    return root
 
 
 @pytest.fixture

@@ -300,7 +300,7 @@ def test_out_of_memory_and_plugin_bugs_fail_only_their_trial(tmp_path, write_stu
 
 
 def test_study_where_every_trial_fails_ends_with_one_summary(tmp_path, write_study):
-    from harness.cli import summary
+    from harness.commands.summary import summary
 
     outcome = _run_fragile(tmp_path, write_study, ["oom", "oom"])
     text = summary(outcome, outcome.spec)

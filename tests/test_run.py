@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +181,115 @@ def test_nan_loss_fails_the_trial_with_a_reason(tmp_path, write_study, monkeypat
     assert table.loc[1, "state"] == "complete"
 
 
+CHANCE_PLUGIN = """
+import numpy as np
+from pydantic import BaseModel
+import harness
+from harness.data import DatasetInfo, from_arrays
+
+class Params(BaseModel):
+    signal: bool = False
+    rows: int = 370  # 320 training rows: 20 batches of 16, the fewest stop_at_chance judges
+
+def load(params, context):
+    size = params.rows
+    y = np.arange(size) % 10
+    x = np.eye(10, dtype="float32")[y] if params.signal else np.zeros((size, 10), "float32")
+    info = DatasetInfo(name="tenclass", input_shape=(10,), task="multiclass", num_classes=10)
+    return from_arrays(info, x[:-50], y[:-50], x[-50:], y[-50:])
+
+@harness.hookimpl
+def harness_register_datasets(register):
+    register("tenclass", load, params=Params)
+"""
+
+
+def _run_tenclass(tmp_path, monkeypatch, signal: bool, backend="optuna", rows=370, **study):
+    """Run trials (1 by default) of 3 epochs on 10 balanced classes whose features are all
+    zero (nothing to learn: the model's output is constant) or, with ``signal``, the one-hot
+    label."""
+    from harness.orchestrator import RunOptions, run_study
+    from harness.plugins import load_plugins
+    from harness.study import parse_study
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "tensorboard")
+    plugin = tmp_path / "tenclass_plugin.py"
+    plugin.write_text(CHANCE_PLUGIN)
+    plugins = load_plugins([str(plugin)])
+    raw = {
+        "study": {"name": "chance", "trials": 1, "seed": 0, "backend": backend} | study,
+        "dataset": {"name": "tenclass", "signal": signal, "rows": rows},
+        "model": {"name": "dense", "units": {"int": [4, 16]}},
+        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.05},
+    }
+    spec = parse_study(raw, plugins, tmp_path / "study.toml")
+    options = RunOptions(runs_dir=tmp_path / "runs", in_process=True, show_progress=False)
+    return run_study(spec, plugins, options)
+
+
+@pytest.mark.parametrize(
+    ("backend", "rows", "study"),
+    [("optuna", 370, {}), ("optuna", 370, {"objective": ["val_accuracy", "params"]}),
+     ("optuna", 690, {"folds": 2}), ("kerastuner", 370, {})],
+    ids=["optuna", "optuna-multi-objective", "optuna-folds", "kerastuner"],
+)
+def test_a_trial_no_better_than_chance_is_pruned_after_its_first_epoch(
+    tmp_path, monkeypatch, backend, rows, study
+):
+    """Three in a row: KerasTuner's oracle sees them as failed, yet goes on (its
+    max_consecutive_failed_trials = 3 counts broken trials only). A fold trains on half
+    of the 690 pooled rows: 345, 21 batches."""
+    from harness.results import read_histories
+
+    outcome = _run_tenclass(
+        tmp_path, monkeypatch, signal=False, backend=backend, rows=rows, trials=3, **study
+    )
+    assert list(outcome.table["state"]) == ["pruned"] * 3
+    trial = outcome.table.set_index("number").loc[0]
+    assert trial["fail_reason"].startswith("stopped after epoch 1: no better than chance")
+    assert re.search(r"\(val_accuracy 0\.(0|1)\d{3} <= 0\.12, loss ", trial["fail_reason"])
+    assert ">= 0.95 ln 10); [study].stop_at_chance = false" in trial["fail_reason"]
+    assert trial["epochs_run"] == 1
+    assert len(read_histories(outcome.run_dir)[0]["loss"]) == 1
+    csv = pd.read_csv(outcome.run_dir / "trials.csv")
+    assert csv.loc[0, "fail_reason"] == trial["fail_reason"]
+
+
+@pytest.mark.parametrize(
+    ("signal", "rows", "study"),
+    [(False, 370, {"stop_at_chance": False}), (True, 370, {}), (False, 354, {})],
+    ids=["stop_at_chance-off", "learning-model", "19-batches"],
+)
+def test_stop_at_chance_off_a_learning_model_or_a_short_epoch_runs_every_epoch(
+    tmp_path, monkeypatch, signal, rows, study
+):
+    """304 training rows are 19 batches of 16: too few updates to judge a model by."""
+    outcome = _run_tenclass(tmp_path, monkeypatch, signal=signal, rows=rows, **study)
+    trial = outcome.table.set_index("number").loc[0]
+    assert trial["state"] == "complete", trial["fail_reason"]
+    assert trial["epochs_run"] == 3
+    assert (trial["val_accuracy"] > 0.5) == signal
+
+
+def test_only_multiclass_datasets_of_three_or_more_classes_stop_at_chance():
+    """A binary model often sits at 50% for an epoch before it learns: it is left alone."""
+    from types import SimpleNamespace
+
+    from harness.data import DatasetInfo
+    from harness.trial import chance_classes
+
+    def classes(task, count, on=True):
+        spec = SimpleNamespace(study=SimpleNamespace(stop_at_chance=on))
+        return chance_classes(spec, DatasetInfo("d", (4,), task, num_classes=count))
+
+    assert classes("multiclass", 10) == 10
+    assert classes("multiclass", 3) == 3
+    assert classes("multiclass", 10, on=False) is None
+    assert classes("binary", 2) is None
+    assert classes("regression", None) is None
+
+
 def test_missing_objective_metric_aborts_with_one_message(write_study, run_study_in_process):
     from harness.errors import HarnessError
 
@@ -306,7 +416,7 @@ def test_smoke_runs_one_short_trial(tmp_path, plugins):
 def test_smoke_run_measures_a_smoke_sized_test_split_and_says_so(tmp_path, plugins):
     """quickstart holds out 360 test digits; a smoke run measures a few, records how many,
     and its summary and test.json say the figure is not a real one."""
-    from harness.cli import summary
+    from harness.commands.summary import summary
     from harness.orchestrator import RunOptions, run_study
 
     spec = load_study(REPO / "studies" / "quickstart.toml", plugins)
@@ -346,7 +456,7 @@ def test_resumed_and_recycled_workers_draw_new_parameters(write_study, run_study
 def test_summary_compares_the_best_trial_with_the_hand_picked_one(tmp_path, plugins):
     from types import SimpleNamespace
 
-    from harness.cli import summary
+    from harness.commands.summary import summary
     from harness.study import load_study
 
     spec = load_study(REPO / "studies" / "quickstart.toml", plugins)
@@ -390,7 +500,7 @@ def test_summary_compares_the_best_trial_with_the_hand_picked_one(tmp_path, plug
 def test_summary_of_a_timeout_before_any_trial_and_of_a_budget_met_already(tmp_path, plugins):
     from types import SimpleNamespace
 
-    from harness.cli import summary
+    from harness.commands.summary import summary
     from harness.study import load_study
 
     spec = load_study(REPO / "studies" / "quickstart.toml", plugins)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,27 @@ def test_cpu_workers_split_the_cores_and_hide_gpus():
     assert [s.env["HARNESS_THREADS"] for s in slots] == ["4", "4"]
     assert all(s.env["CUDA_VISIBLE_DEVICES"] == "" for s in slots)
     assert [s.device for s in slots] == ["cpu:0", "cpu:1"]
+
+
+def test_cpu_workers_split_only_the_cores_this_process_may_use(monkeypatch):
+    """Under ``taskset -c 0`` (or a container's cpuset) a worker gets 1 thread, not a share
+    of every core of the machine."""
+    from harness.devices import usable_cpus
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert usable_cpus() == 1
+    assert plan_workers(1, [])[0].env["HARNESS_THREADS"] == "1"
+    monkeypatch.delattr(os, "sched_getaffinity")  # a platform without affinity
+    assert usable_cpus() == 8
+
+
+@pytest.mark.skipif(not shutil.which("taskset"), reason="needs taskset (util-linux)")
+def test_a_process_pinned_by_taskset_plans_one_thread():
+    code = "from harness.devices import plan_workers; print(plan_workers(1, [])[0].env)"
+    done = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code],
+                          capture_output=True, text=True, check=True)
+    assert "'HARNESS_THREADS': '1'" in done.stdout
 
 
 def test_devices_option():

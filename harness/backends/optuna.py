@@ -100,10 +100,11 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     name = settings.pruner
     if name == "none" or spec.multi_objective:
         return optuna.pruners.NopPruner()
+    # Both schedules rung at 1, 3, 9, ... epochs (factor 3, as KerasTuner's Hyperband).
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1)
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     median = optuna.pruners.MedianPruner(
         n_startup_trials=settings.startup_trials, n_warmup_steps=warmup_epochs(spec)
     )
@@ -409,6 +410,8 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
                 trial.set_user_attr("fail_reason", result.fail_reason)
                 raise _Failed(result.fail_reason)
             if result.state == "pruned":
+                if result.fail_reason:  # why it was stopped, when not by the pruner
+                    trial.set_user_attr("fail_reason", result.fail_reason)
                 raise optuna.TrialPruned()
             values = [result.metrics[o.metric] for o in spec.objectives]
             _keep_model(study, spec, context, ctx, result, values)

@@ -21,6 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import harness
 from harness.errors import HarnessError
 from harness.report.data import load_report_data, rebuild_study
 from harness.report.diagnosis import diagnose
@@ -63,6 +64,12 @@ def add_parser(subparsers, add_common) -> None:
     parser.add_argument("--output", type=Path, help="report folder (default: <run dir>/report)")
     add_common(parser)
     parser.set_defaults(handler=cmd_report)
+
+
+@harness.hookimpl
+def harness_register_commands(subparsers, add_common) -> None:
+    """Add ``harness report``."""
+    add_parser(subparsers, add_common)
 
 
 def cmd_report(args) -> int:

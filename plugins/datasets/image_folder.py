@@ -60,6 +60,7 @@ from harness.data import (
     SplitLabels,
     stratified_group_split,
 )
+from harness.devices import usable_cpus
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ def _decode_split(
     )
     ok = np.zeros(len(files), dtype=bool)
     bad: list[tuple[Path, int]] = []
-    workers = max(1, min(8, os.cpu_count() or 1))
+    workers = min(8, usable_cpus())
 
     def work(position: int):
         return position, decode_image(files[order[position]], image_size, color_mode)

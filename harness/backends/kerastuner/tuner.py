@@ -197,7 +197,8 @@ class _Runner:
         try:
             record.update(_figures(result))
             if result.state != "complete":
-                # KerasTuner cannot prune: a pruned trial would only come from a plugin.
+                # KerasTuner cannot prune: a pruned trial comes from [study].stop_at_chance
+                # or a plugin.
                 record.update(state=result.state, fail_reason=result.fail_reason)
                 _write_json(path, record)
                 raise kt_errors.FailedTrialError(result.fail_reason or result.state)
@@ -258,6 +259,9 @@ def _oracle_class(base: type) -> type:
             failed = 0
             for trial_id in reversed(self.end_order):
                 if self.trials[trial_id].status != status.FAILED:
+                    break
+                record = _read_json(_record_path(Path(self._project_dir), trial_id))
+                if record.get("state") == "pruned":  # KerasTuner's FAILED, but not broken
                     break
                 failed += 1
             if failed >= limit:
