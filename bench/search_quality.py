@@ -623,11 +623,11 @@ def draw(grid, medians, path: Path, budget: float, seeds: int) -> None:
         style = "-" if arm.startswith("harness") else "--"
         axes.step(grid, curve, where="post", linestyle=style, label=arm)
     axes.set_yscale("log")
-    axes.set_ylim(0.008, 1.0)
+    axes.set_ylim(0.8 * min(min(curve) for curve in medians.values()), 1.0)
     axes.set_xlim(0, budget)
     axes.set_xlabel("seconds since the run's launch (one core each)")
     axes.set_ylabel("incumbent validation error (median)")
-    axes.set_title(f"MNIST 5k/5k, 9 epochs, {seeds} seeds: median over seeds")
+    axes.set_title(f"MNIST 5k/5k, 9 epochs, {budget:g} s per run: median of {seeds} seeds")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()

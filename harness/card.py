@@ -24,8 +24,6 @@ from pydantic import (
 from harness.data import TASKS
 from harness.errors import HarnessError
 
-#: Cards written before decoders were named: the built-in image decoder's old dotted path.
-LEGACY_DECODERS = {"harness_plugins.datasets.image_folder.decode_image": "image_folder"}
 _SCALAR = str | int | float | bool | None
 
 
@@ -88,7 +86,6 @@ class CardPreprocessing(BaseModel):
     def _a_name(cls, value):
         if value is None:
             return None
-        value = LEGACY_DECODERS.get(value, value)
         if not value.isidentifier():
             raise ValueError(
                 "must be the name of an installed dataset plugin's decoder (e.g. "

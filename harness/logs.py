@@ -80,6 +80,9 @@ def configure_logging() -> None:
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     warnings.filterwarnings("ignore", message=".*is deprecated and will be removed.*")
+    # In Jupyter without ipywidgets, Optuna's import of tqdm.auto asks for them; the
+    # progress bar is harness's own and shows as text there (harness.progress).
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 def log_to_file(run_dir: Path) -> Path:

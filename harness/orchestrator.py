@@ -46,6 +46,8 @@ from harness.results import (
     TABLE_FILE,
     TEST_FILE,
     build_table,
+    counted_mask,
+    finished_counted,
     make_folder,
     read_meta,
     read_table_file,
@@ -74,8 +76,10 @@ log = logging.getLogger(__name__)
 #: A worker killed from outside is replaced; this many deaths in one run stop the study.
 MAX_WORKER_CRASHES = 5
 #: Exit codes of ``harness run`` (the table in the README): 0 the study met its budget
-#: with at least one complete trial, 1 every trial failed, 2 bad input, 130 Ctrl-C.
+#: with at least one complete trial, 1 every trial failed, 2 bad input, 3 this machine's
+#: deadline passed while trials of the study still ran on other machines, 130 Ctrl-C.
 EXIT_ALL_FAILED = 1
+EXIT_OTHERS_RUNNING = 3
 EXIT_INTERRUPTED = 130
 #: The reason an interrupted trial records (and re-runs under).
 INTERRUPTED_BY_USER = "interrupted by the user"
@@ -88,6 +92,9 @@ STOPPED_AFTER_THE_END = "after the end"
 
 #: How often the supervisor reads the storage for progress while no worker exits.
 POLL_SECONDS = 0.5
+#: How often a machine with nothing left to run reads the storage while the budget's
+#: last trials run on other machines (and takes over those whose heartbeats stopped).
+WAIT_SECONDS = 2.0
 
 __all__ = [
     "RunOptions",
@@ -114,13 +121,28 @@ class StudyOutcome:
     @property
     def exit_code(self) -> int:
         """0: at least one trial completed; 1: the study ended without a complete trial
-        (every trial failed); 130: interrupted by the user."""
+        (every trial failed); 3: this machine stopped (its deadline) while trials still ran
+        on other machines; 130: interrupted by the user."""
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if self.running_elsewhere:
+            return EXIT_OTHERS_RUNNING
         table = self.table
         if table.empty or not (table["state"] == "complete").any():
             return EXIT_ALL_FAILED
         return 0
+
+    @property
+    def running_elsewhere(self) -> int:
+        """Trials of the budget still running (on other machines: this one's have ended)
+        when this machine stopped short of the budget; 0 once it is met."""
+        table = self.table
+        if self.interrupted or table.empty:
+            return 0
+        counted = table[counted_mask(table)]
+        if finished_counted(table).sum() >= self.spec.study.trials:
+            return 0
+        return int((counted["state"] == "running").sum())
 
 
 def study_meta(
@@ -248,16 +270,19 @@ def _run_prepared(
     tested: dict[int, dict[str, float]] = {}
     try:
         if options.in_process:
-            backend.run_worker(
-                context,
-                plugins,
-                WorkerTask(
-                    storage,
-                    budget=spec.study.trials,
-                    deadline=deadline,
-                    on_trial_done=lambda: feed.update(backend.records(spec, storage)),
-                ),
-            )
+            while True:
+                backend.run_worker(
+                    context,
+                    plugins,
+                    WorkerTask(
+                        storage,
+                        budget=spec.study.trials,
+                        deadline=deadline,
+                        on_trial_done=lambda: feed.update(backend.records(spec, storage)),
+                    ),
+                )
+                if not _wait_for_other_machines(spec, backend, storage, deadline, feed):
+                    break
         else:
             _supervise(spec, backend, options, storage, deadline, feed, launcher)
     except KeyboardInterrupt:
@@ -475,7 +500,12 @@ def _supervise(
                 p.exitcode == 0 for p in running.values()
             )
             if idle and (finished or all_done):
-                break
+                if finished or not _wait_for_other_machines(
+                    spec, backend, storage, deadline, feed
+                ):
+                    break
+                running.clear()  # a trial of the budget is free again: start the workers
+                continue
             alive = [p.sentinel for p in running.values() if p.is_alive()]
             if alive:  # wakes as soon as a worker exits
                 wait_for_exits(alive, timeout=POLL_SECONDS)
@@ -491,6 +521,36 @@ def _supervise(
         _stop_workers(running, interrupt=False)
         raise
     feed.update(backend.records(spec, storage))
+
+
+def _wait_for_other_machines(
+    spec, backend, storage: str, deadline: float | None, feed: TrialFeed
+) -> bool:
+    """While this machine has nothing left to run but the budget's last trials run on
+    other machines, read the storage every ``WAIT_SECONDS``: the study ends when they
+    finish, not before. A trial whose machine stopped sending heartbeats is marked
+    interrupted and enqueued again (``backend.fail_stale``). True as soon as a trial of
+    the budget is free to run here; False once the budget is met, the deadline passed
+    or nothing runs elsewhere. A backend without heartbeats (no ``fail_stale``) never
+    waits."""
+    if not hasattr(backend, "fail_stale"):
+        return False
+    budget = spec.study.trials
+    while True:
+        backend.fail_stale(spec, storage)
+        records = backend.records(spec, storage)
+        feed.update(records)
+        counted = [r for r in records if r.counted]
+        done = sum(1 for r in counted if r.state in FINISHED_STATES)
+        running = sum(1 for r in counted if r.state == "running")
+        if done >= budget:
+            return False
+        if done + running < budget:
+            return True
+        left = None if deadline is None else deadline - time.time()
+        if left is not None and left <= 0:
+            return False
+        time.sleep(WAIT_SECONDS if left is None else min(WAIT_SECONDS, left))
 
 
 def _stop_workers(running: dict[str, Any], interrupt: bool) -> None:

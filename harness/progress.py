@@ -2,14 +2,15 @@
 
 :class:`TrialFeed` turns the stored trials into (1) ``trials.csv``,
 ``histories.json`` and ``best.json``, rewritten atomically whenever a trial
-finishes, and (2) what the terminal shows: a progress bar on a terminal, or,
-when stdout is not a terminal (CI, ``nohup``, a log file) or with
-``--no-progress``, one line per finished trial. Failed trials are always one
-line each; their tracebacks are in ``harness.log``.
+finishes, and (2) what the terminal shows: a progress bar on a terminal (in a
+Jupyter notebook, tqdm's notebook bar), or, when stdout is not a terminal (CI,
+``nohup``, a log file) or with ``--no-progress``, one line per finished trial.
+Failed trials are always one line each; their tracebacks are in ``harness.log``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +49,14 @@ def trial_line(record: Any, objectives: list[dict[str, str]]) -> str:
     return line
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's kernel app), as ``tqdm.auto``
+    tells; a terminal IPython is not one. Its output is no terminal, but shows a bar."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
 class TrialFeed:
     """Rewrites the results files and reports each trial once, as soon as it has finished."""
 
@@ -65,10 +74,14 @@ class TrialFeed:
         self.objectives = [o.model_dump() for o in spec.objectives]
         self.stream = stream or sys.stdout
         self.log_path = log_path
-        interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        notebook = stream is None and in_notebook()
+        interactive = notebook or bool(getattr(self.stream, "isatty", lambda: False)())
         self.bar_mode = show_progress and interactive
         self.seen: set[int] = set()
-        self.bar = tqdm(
+        bar = tqdm
+        if notebook and self.bar_mode and importlib.util.find_spec("ipywidgets"):
+            from tqdm.notebook import tqdm as bar  # a widget; the text bar works without one
+        self.bar = bar(
             total=spec.study.trials,
             desc=spec.name,
             unit="trial",

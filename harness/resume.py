@@ -61,7 +61,7 @@ def check_resumes_same_study(
     changes: list[str] = []
     notices: list[str] = []
     before, now = previous.get("components"), current["components"]
-    if isinstance(before, dict):  # study.json files of older versions do not record them
+    if isinstance(before, dict):
         for role, plugin in now.items():
             if _plain(before.get(role)) != plugin:
                 changes.append(f"{role} {_show(before.get(role))} there, {_show(plugin)} now")

@@ -20,7 +20,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "program",
         "ensemble_selection", "noise", "split_summary",
     ),
-    1: ("harness", "hookspecs", "plugins"),  # the plugin manager and every hook
+    1: ("hookspecs", "plugins"),  # the plugin manager and every hook
     2: ("fit_inputs", "features", "pipeline", "trial", "folds", "cross_validation"),  # trials
     3: (  # search backends: a declared contract, each backend its own config
         "backends", "backends.base", "backends.optuna", "backends.kerastuner",
@@ -29,7 +29,10 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "backends.optuna_config", "backends.optuna_storage", "backends.keep",
     ),
     4: ("evaluate", "workers", "orchestrator", "progress", "ensemble"),  # processes, supervision
-    5: (  # commands: read results, never train logic of their own
+    5: (  # the Python API and the commands over it: read results, never train logic
+        # of their own. The package itself (``import harness``: ``hookimpl`` for plugins,
+        # ``harness.run``...) is the API's face; it loads ``api`` only on first use.
+        "harness", "api",
         "cli", "__main__", "show", "export", "predict", "serve", "report", "report.data",
         "report.diagnosis", "report.plots", "report.html", "ensemble_command",
         "commands", "commands.common", "commands.summary", "commands.run", "commands.worker",
@@ -57,7 +60,12 @@ def harness_imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.module == "harness" and node.level == 0:
+            names = [  # ``from harness import api`` imports the module harness.api
+                f"harness.{alias.name}" if _is_module(alias.name) else "harness"
+                for alias in node.names
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -67,6 +75,10 @@ def harness_imports(path: Path) -> list[tuple[int, str]]:
             if name == "harness" or name.startswith("harness."):
                 found.append((node.lineno, name.removeprefix("harness.") or "harness"))
     return found
+
+
+def _is_module(name: str) -> bool:
+    return (HARNESS / f"{name}.py").is_file() or (HARNESS / name / "__init__.py").is_file()
 
 
 MODULES = sorted(HARNESS.rglob("*.py"))
@@ -100,3 +112,10 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
         encoding="utf-8",
     )
     assert harness_imports(sample) == [(5, "backends.base")]
+
+
+def test_the_check_sees_a_module_imported_from_the_package(tmp_path):
+    """``from harness import api`` imports the module ``harness.api``, not the package."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from harness import api, hookimpl\n", encoding="utf-8")
+    assert harness_imports(sample) == [(2, "api"), (2, "harness")]

@@ -341,3 +341,93 @@ def test_a_worker_started_early_is_stopped_when_the_data_check_fails(
     assert started[0][0].exitcode == -signal.SIGTERM  # stopped, not left importing TensorFlow
     assert mp.active_children() == []
     assert not (tmp_path / "runs").exists()
+
+
+def _another_machines_trial(plugins, study_path: Path, url: str, beat_age_s: int) -> None:
+    """The study created on shared SQLite with one RUNNING trial of another machine whose
+    last heartbeat is ``beat_age_s`` seconds old (by the database's clock), as a machine
+    killed mid-trial leaves it."""
+    import optuna
+    from sqlalchemy import create_engine, text
+
+    from harness.backends import optuna as backend
+    from harness.study import load_study
+
+    spec = load_study(study_path, plugins)
+    backend.prepare(spec, study_path.parent / "prepared", url)
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    trial = study.ask()
+    spec.space.sample(backend._Suggester(trial))
+    for key, value in {"host": "another-machine", "pid": 1, "worker": "w0"}.items():
+        trial.set_user_attr(key, value)
+    storage.record_heartbeat(trial._trial_id)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE trial_heartbeats SET heartbeat = datetime('now', :age)"),
+            {"age": f"-{beat_age_s} seconds"},
+        )
+    engine.dispose()
+    storage.engine.dispose()
+
+
+def _heartbeat_study(write_study, trials: int, grace: int, timeout: int | None = None) -> Path:
+    study = PROBE_STUDY.format(name="lost", trials=trials, seed=1).replace(
+        'pruner = "none"', f'pruner = "none"\nheartbeat_seconds = 1\ngrace_seconds = {grace}'
+    )
+    if timeout:
+        study = study.replace("seed = 1", f"seed = 1\ntimeout = {timeout}")
+    return write_study(study)
+
+
+def test_a_silent_machines_trial_is_interrupted_and_run_again_by_the_survivor(
+    monkeypatch, plugins, write_study, tmp_path, capsys
+):
+    """A RUNNING trial of another host whose heartbeat is older than the grace period (its
+    machine was killed) is marked interrupted with the host and its silence, run again by
+    ``harness worker`` on the same storage, and the study ends with exactly its budget."""
+    from harness import cli
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = _heartbeat_study(write_study, trials=2, grace=5)
+    _another_machines_trial(plugins, study, url, beat_age_s=600)
+    code = cli.main(["worker", str(study), "--storage", url, "--runs-dir",
+                     str(tmp_path / "runs"), "--workers", "1", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    table = pd.read_csv(tmp_path / "runs" / "lost" / "trials.csv").set_index("number")
+    assert len(table) == 3, "2 counted trials plus the lost one"
+    lost = table.loc[0]
+    assert lost["state"] == "failed" and not lost["counted"]
+    assert "stopped sending heartbeats" in lost["fail_reason"]
+    assert "another-machine" in lost["fail_reason"] and "s ago" in lost["fail_reason"]
+    rerun = table[table["retry_of"] == 0]
+    assert len(rerun) == 1 and rerun["state"].iloc[0] == "complete"
+    assert (table.drop(index=0)["state"] == "complete").all()
+    assert "2 of 2 trials finished" in out
+
+
+def test_a_machine_waits_for_a_live_machines_trial_until_its_deadline(
+    monkeypatch, plugins, write_study, tmp_path, capsys
+):
+    """A RUNNING trial of another host whose heartbeat is fresh holds the budget's last
+    slot: the survivor keeps polling instead of ending, and when its deadline passes it
+    says so in one line and exits 3 (the trial is left to its machine)."""
+    from harness import cli
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = _heartbeat_study(write_study, trials=1, grace=600, timeout=8)
+    _another_machines_trial(plugins, study, url, beat_age_s=0)
+    started = time.time()
+    code = cli.main(["worker", str(study), "--storage", url, "--runs-dir",
+                     str(tmp_path / "runs"), "--workers", "1", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 3, err[-3000:]
+    assert time.time() - started >= 8, "it polled until its deadline"
+    lines = [line for line in out.splitlines() if "still running on other machines" in line]
+    assert len(lines) == 1, out
+    table = pd.read_csv(tmp_path / "runs" / "lost" / "trials.csv")
+    assert list(table["state"]) == ["running"], "the live machine's trial is left alone"

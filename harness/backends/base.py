@@ -67,7 +67,10 @@ class SearchBackend(Protocol):
     study the backend cannot run, raising StudyFileError), ``distributed_slots(spec, slots)``
     (rewrite the worker slots, e.g. KerasTuner's chief), ``search_over(spec, url)``
     (the search ended before the budget, e.g. a finished grid) and
-    ``requeue_interrupted(spec, url)`` (re-enqueue interrupted trials now) and
+    ``requeue_interrupted(spec, url)`` (re-enqueue interrupted trials now),
+    ``fail_stale(spec, url)`` (mark interrupted, and enqueue again, the running trials of
+    machines that stopped sending heartbeats; with it, a machine whose workers have
+    nothing left to run waits while trials run elsewhere) and
     ``join_storage(spec, storage, oracle)`` (what ``harness worker`` joins, from its
     ``--storage`` and ``--oracle``), ``stored_definition(spec, run_dir, storage_override)``
     (what the study trains, as ``prepare`` recorded it in the storage, so that every

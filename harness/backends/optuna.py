@@ -21,14 +21,16 @@ from harness.backends.base import WorkerTask
 from harness.backends.keep import keep_trial_model
 from harness.backends.optuna_config import Config as Config
 from harness.backends.optuna_config import config
-from harness.backends.optuna_storage import join_storage as join_storage
 from harness.backends.optuna_storage import (
+    Heartbeat,
+    heartbeat_ages,
     make_storage,
     read_storage,
     removed_on_error,
     storage_exists,
     storage_url,
 )
+from harness.backends.optuna_storage import join_storage as join_storage
 from harness.context import StudyContext, TrialContext
 from harness.devices import process_alive, resident_memory_mb
 from harness.errors import HarnessError, TrialPruned
@@ -135,6 +137,17 @@ def warmup_epochs(spec: StudySpec) -> int:
     return max(1, int(epochs or TrainParams.model_fields["epochs"].default) // 2)
 
 
+def heartbeat(spec: StudySpec) -> Heartbeat:
+    """The study's heartbeat settings (``[optuna].heartbeat_seconds``, ``grace_seconds``)."""
+    settings = config(spec)
+    return Heartbeat(settings.heartbeat_seconds, settings.grace_seconds)
+
+
+def _storage(spec: StudySpec, url: str) -> optuna.storages.BaseStorage:
+    """The storage at ``url``, opened to run the study (its heartbeat settings)."""
+    return make_storage(url, heartbeat(spec))
+
+
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the study or load it to resume; enqueue the hand-picked trials once."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -229,7 +242,7 @@ def retry_failed(spec: StudySpec, url: str) -> int:
     toward the budget, so its re-run takes its place. A trial with no searched
     parameters (every value fixed) is not enqueued: any new trial runs the same values.
     """
-    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    study = optuna.load_study(study_name=spec.name, storage=_storage(spec, url))
     failed = counted_trials(study, (optuna.trial.TrialState.FAIL,))
     for trial in failed:
         if trial.params:
@@ -254,7 +267,7 @@ def requeue_interrupted(spec: StudySpec, url: str) -> int:
     runs of the same parameters), as Optuna's RetryFailedTrialCallback does, and of every
     trial that stopped the study (always: it never trained); the new trial records which
     trial it repeats. Returns how many were enqueued."""
-    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    study = optuna.load_study(study_name=spec.name, storage=_storage(spec, url))
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
     done = set(study.user_attrs.get(REQUEUED, []))
@@ -373,7 +386,8 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
     worker, device = task.worker, task.device
 
     spec = context.spec
-    study = open_study(spec, make_storage(storage_url_))
+    storage = _storage(spec, storage_url_)
+    study = open_study(spec, storage)
     waiting = optuna.trial.TrialState.WAITING
     before = sum(t.state != waiting for t in study.get_trials(deepcopy=False))
     study.sampler = make_sampler(spec, worker_seed(spec.study.seed, worker, before))
@@ -420,6 +434,8 @@ def run_worker(context: StudyContext, plugins: Any, task: WorkerTask) -> int:
             release_trial_memory()
 
     while True:
+        # A trial whose machine went silent is taken over (run again) before a new one.
+        _fail_stale(spec, storage_url_, study, storage)
         if budget_taken(study) >= budget:
             break
         if deadline is not None and time.time() >= deadline:
@@ -521,11 +537,12 @@ def prepare(
     url = storage_url(spec, run_dir, storage_override)
     _refuse_other_directions(spec, url)  # read only: a refused run mends nothing
     with removed_on_error(url):
-        study = open_study(spec, make_storage(url))
+        study = open_study(spec, _storage(spec, url))
     definition = study_definition(spec)  # for stored_definition: any machine that joins
     if study.user_attrs.get(DEFINITION) != definition:
         study.set_user_attr(DEFINITION, definition)
     fail_orphans(spec, url, orphaned_pids(spec, url))
+    fail_stale(spec, url)
     requeue_interrupted(spec, url)
     if retry:
         retry_failed(spec, url)
@@ -587,7 +604,7 @@ def stored_definition(
 
 def progress(spec: StudySpec, url: str) -> tuple[int, float | None]:
     """(finished trials, best value of the first objective so far)."""
-    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    study = optuna.load_study(study_name=spec.name, storage=_storage(spec, url))
     trials = counted_trials(study)
     values = [t.values[0] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not values:
@@ -598,7 +615,7 @@ def progress(spec: StudySpec, url: str) -> tuple[int, float | None]:
 
 def records(spec: StudySpec, url: str) -> list:
     """Every trial of the stored study as TrialRecords."""
-    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    study = optuna.load_study(study_name=spec.name, storage=_storage(spec, url))
     return trial_records(study, spec)
 
 
@@ -608,20 +625,83 @@ def fail_orphans(spec: StudySpec, url: str, reason_by_pid: dict[int, str]) -> in
     Called by the orchestrator when a worker dies, and on start-up for trials
     left RUNNING by a run that was killed. Returns how many trials were marked.
     """
-    storage = make_storage(url)
+    storage = _storage(spec, url)
     study = optuna.load_study(study_name=spec.name, storage=storage)
     marked = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
         host = trial.user_attrs.get("host")
         if pid in reason_by_pid and host == HOST:
-            storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason_by_pid[pid])
-            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            marked += _mark_interrupted(storage, trial._trial_id, reason_by_pid[pid])
+    if marked:
+        requeue_interrupted(spec, url)
+    return marked
+
+
+def fail_stale(spec: StudySpec, url: str) -> int:
+    """Mark interrupted every RUNNING trial whose machine stopped sending heartbeats
+    (:func:`stale_trials`) and enqueue its parameters again, within ``max_retries``.
+
+    Called by every worker between trials and while it waits for trials that run
+    elsewhere, and on start-up: the first machine to notice takes the trial. Returns how
+    many trials were marked.
+    """
+    if "://" not in url:  # a journal file: one machine's, no heartbeats
+        return 0
+    storage = _storage(spec, url)
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    return _fail_stale(spec, url, study, storage)
+
+
+def _fail_stale(
+    spec: StudySpec, url: str, study: optuna.Study, storage: optuna.storages.BaseStorage
+) -> int:
+    """:func:`fail_stale` on a study and storage already open."""
+    marked = 0
+    for trial, reason in stale_trials(spec, study, storage):
+        if _mark_interrupted(storage, trial._trial_id, reason):
+            log.warning("trial #%d %s; it will be run again", trial.number, reason)
             marked += 1
     if marked:
         requeue_interrupted(spec, url)
     return marked
+
+
+def stale_trials(
+    spec: StudySpec, study: optuna.Study, storage: optuna.storages.BaseStorage
+) -> list[tuple[FrozenTrial, str]]:
+    """RUNNING trials whose last heartbeat is older than ``[optuna].grace_seconds``, each
+    with the reason it records. A trial of this host whose process is alive is not one:
+    its process says more than its heartbeat (a dead one's is found at once by
+    :func:`orphaned_trials`). A journal file records no heartbeats: none."""
+    grace = heartbeat(spec).grace_s
+    ages = heartbeat_ages(storage, study._study_id)
+    stale = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        age = ages.get(trial._trial_id)
+        if age is None or age <= grace:
+            continue
+        host, pid = trial.user_attrs.get("host"), trial.user_attrs.get("pid")
+        if host == HOST and isinstance(pid, int) and process_alive(pid):
+            continue
+        reason = (
+            f"interrupted: its machine stopped sending heartbeats (host {host or 'unknown'}, "
+            f"last seen {age:.0f} s ago)"
+        )
+        stale.append((trial, reason))
+    return stale
+
+
+def _mark_interrupted(storage: optuna.storages.BaseStorage, trial_id: int, reason: str) -> bool:
+    """Mark a RUNNING trial failed and interrupted, with ``reason``; False when it finished
+    meanwhile (another machine marked it first, or it ended)."""
+    try:
+        storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
 
 
 #: The reason a RUNNING trial whose worker process is gone records.
@@ -641,7 +721,7 @@ def orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def orphaned_pids(spec: StudySpec, url: str) -> dict[int, str]:
     """Pids on this host that own RUNNING trials but no longer exist (a killed earlier run)."""
-    study = optuna.load_study(study_name=spec.name, storage=make_storage(url))
+    study = optuna.load_study(study_name=spec.name, storage=_storage(spec, url))
     return {trial.user_attrs["pid"]: ORPHANED for trial in orphaned_trials(study)}
 
 

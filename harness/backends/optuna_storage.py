@@ -11,7 +11,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -22,6 +22,18 @@ from harness.errors import HarnessError
 from harness.study import StudySpec
 
 JOURNAL_FILE = "optuna.journal"
+
+
+class Heartbeat(NamedTuple):
+    """How a database storage tells a lost machine's trials from running ones: each running
+    trial records a heartbeat every ``interval_s`` seconds; one silent for ``grace_s`` is
+    taken as lost (``[optuna].heartbeat_seconds`` and ``grace_seconds``)."""
+
+    interval_s: int = 30
+    grace_s: int = 120
+
+
+DEFAULT_HEARTBEAT = Heartbeat()
 
 
 def storage_url(spec: StudySpec, run_dir: Path, override: str | None = None) -> str:
@@ -60,14 +72,17 @@ def storage_exists(url: str) -> bool:
     return database not in ("", ":memory:") and Path(database).is_file()
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
+def make_storage(
+    url: str, heartbeat: Heartbeat = DEFAULT_HEARTBEAT
+) -> optuna.storages.BaseStorage:
     """Open the storage at ``url`` to run the study in it (``harness run`` and its workers):
     a journal file path (its folder created, a cut-off last record mended first) or any
-    Optuna RDB URL (sqlite://, postgresql://, mysql://); created when it is not there."""
+    Optuna RDB URL (sqlite://, postgresql://, mysql://); created when it is not there.
+    A database records a heartbeat of each trial that runs (``heartbeat``)."""
     if "://" not in url:
         return _journal_storage(url, mend=True)
     _check_sqlite(url)
-    return _server_storage(url) or _rdb_storage(url)
+    return _server_storage(url, heartbeat) or _rdb_storage(url, heartbeat)
 
 
 def read_storage(url: str) -> optuna.storages.BaseStorage:
@@ -78,7 +93,7 @@ def read_storage(url: str) -> optuna.storages.BaseStorage:
         raise HarnessError(f"no Optuna storage at {_hide_password(url)}")
     if "://" not in url:
         return _journal_storage(url, mend=False)
-    return _server_storage(url) or _rdb_storage(url)
+    return _server_storage(url) or _rdb_storage(url, DEFAULT_HEARTBEAT)
 
 
 #: A database server's storage per (process, URL), kept for the process's life: every
@@ -86,7 +101,9 @@ def read_storage(url: str) -> optuna.storages.BaseStorage:
 _SERVER_STORAGES: dict[tuple[int, str], optuna.storages.BaseStorage] = {}
 
 
-def _server_storage(url: str) -> optuna.storages.BaseStorage | None:
+def _server_storage(
+    url: str, heartbeat: Heartbeat | None = None
+) -> optuna.storages.BaseStorage | None:
     """This process's storage for a database server's ``url`` (PostgreSQL, MySQL), opened
     on first use and kept: a new storage per call would open a new connection (and the
     server a new backend process) per progress poll. None for a journal or SQLite file,
@@ -97,7 +114,9 @@ def _server_storage(url: str) -> optuna.storages.BaseStorage | None:
     key = (os.getpid(), url)  # a forked child opens its own: a pool is not shared across
     storage = _SERVER_STORAGES.get(key)
     if storage is None:
-        storage = _SERVER_STORAGES[key] = _rdb_storage(url)
+        storage = _SERVER_STORAGES[key] = _rdb_storage(url, heartbeat or DEFAULT_HEARTBEAT)
+    elif heartbeat is not None:  # the study's settings, on the pool the process already has
+        _set_heartbeat(storage, heartbeat)
     return storage
 
 
@@ -110,6 +129,29 @@ def close_storages() -> None:
 
 
 atexit.register(close_storages)
+
+
+def heartbeat_ages(storage: optuna.storages.BaseStorage, study_id: int) -> dict[int, float]:
+    """Seconds since the last heartbeat of each RUNNING trial of the study that has one, by
+    trial id, measured on the database's clock (the machines' clocks may differ). Empty for
+    a storage that records no heartbeats (a journal file: one machine's)."""
+    if not isinstance(storage, optuna.storages.RDBStorage) or not storage.heartbeat_interval:
+        return {}
+    import sqlalchemy  # lazy: only database storages need it
+    from optuna.storages._rdb import models  # Optuna's schema: the heartbeat table
+
+    trials, beats = models.TrialModel, models.TrialHeartbeatModel
+    with sqlalchemy.orm.Session(storage.engine) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar_one().replace(tzinfo=None)
+        rows = session.execute(
+            sqlalchemy.select(trials.trial_id, beats.heartbeat)
+            .join(beats, beats.trial_id == trials.trial_id)
+            .where(
+                trials.study_id == study_id,
+                trials.state == optuna.trial.TrialState.RUNNING,
+            )
+        ).all()
+    return {trial_id: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows}
 
 
 def _is_server(url: str) -> bool:
@@ -198,7 +240,7 @@ def _check_file_path(where: str, path: Path, kind: str) -> None:
         )
 
 
-def _rdb_storage(url: str) -> optuna.storages.BaseStorage:
+def _rdb_storage(url: str, heartbeat: Heartbeat) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage; a missing driver or an unreachable database is one line."""
     scheme = url.split("://", 1)[0].lower()
     engine_kwargs: dict[str, Any] = {}
@@ -215,9 +257,8 @@ def _rdb_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=30,
-            grace_period=120,
-            failed_trial_callback=None,
+            heartbeat_interval=heartbeat.interval_s,
+            grace_period=_optuna_grace(heartbeat),
         )
     except ImportError as exc:
         fix = DRIVER_FIXES.get(scheme.split("+")[0]) or (
@@ -232,6 +273,20 @@ def _rdb_storage(url: str) -> optuna.storages.BaseStorage:
         raise HarnessError(
             f"cannot open Optuna storage {_hide_password(url)}: {type(exc).__name__}: {first}"
         )
+
+
+def _optuna_grace(heartbeat: Heartbeat) -> int:
+    """The grace of Optuna's own check (in ``study.optimize``, before each trial), which
+    fails a silent trial as an ordinary failure, counted and never run again. harness's
+    check (``stale_trials``, run first, after ``heartbeat.grace_s``) marks it interrupted
+    instead; Optuna's waits twice as long, so that harness's always takes a trial first."""
+    return 2 * heartbeat.grace_s
+
+
+def _set_heartbeat(storage: optuna.storages.BaseStorage, heartbeat: Heartbeat) -> None:
+    """Give an open database storage the study's heartbeat settings."""
+    storage.heartbeat_interval = heartbeat.interval_s  # type: ignore[attr-defined]
+    storage.grace_period = _optuna_grace(heartbeat)  # type: ignore[attr-defined]
 
 
 #: Seconds a database connection may take before the storage counts as unreachable.

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import harness
+from harness.api import evaluate_best
 from harness.commands.summary import figures
-from harness.devices import configure_tensorflow
-from harness.errors import HarnessError
-from harness.evaluate import chosen_trials, evaluate_trials, study_of_run
-from harness.quiet import start_tensorflow
-from harness.results import resolve_run_dir, write_results
-from harness.show import study_table
 
 
 def add_parser(subparsers, add_common) -> None:
@@ -32,23 +27,12 @@ def harness_register_commands(subparsers, add_common) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    """Measure the chosen trials' saved models and print their test figures."""
-    if args.top < 1:
-        raise HarnessError(f"--top must be at least 1, got {args.top}")
-    run_dir = resolve_run_dir(args.target, args.runs_dir)
-    meta, plugins, spec = study_of_run(
-        run_dir, args.plugin, "evaluate (its dataset table says where the test split is)"
-    )
-    table = study_table(run_dir)
-    numbers = chosen_trials(table, meta.get("objectives", []), args.top, len(spec.enqueue))
-    if not numbers:
-        raise HarnessError(f"{run_dir}: no complete trial to evaluate yet")
-    start_tensorflow(configure_tensorflow)
-    tested = evaluate_trials(spec, plugins, run_dir, numbers)
-    write_results(run_dir, study_table(run_dir), meta.get("objectives", []))
+    """Measure the chosen trials' saved models (:func:`harness.api.evaluate_best`, as
+    ``harness.evaluate_best`` does) and print their test figures."""
+    tested = evaluate_best(args.target, top=args.top, runs_dir=args.runs_dir, plugins=args.plugin)
     if not tested:
         print("nothing was evaluated (see the warnings above)")
         return 1
-    for number, metrics in sorted(tested.items()):
+    for number, metrics in tested.items():
         print(f"trial #{number}: {figures(metrics)}")
     return 0

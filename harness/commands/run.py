@@ -6,13 +6,9 @@ import sys
 from pathlib import Path
 
 import harness
+from harness.api import run_with_options
 from harness.backends import get_backend
-from harness.commands.common import (
-    add_study_options,
-    assignments,
-    load_plugins_and_study,
-    resume_command,
-)
+from harness.commands.common import add_study_options, assignments, resume_command
 from harness.commands.summary import summary
 from harness.orchestrator import (
     STOPPED_AFTER_THE_END,
@@ -20,11 +16,7 @@ from harness.orchestrator import (
     STOPPED_TEST_SPLIT,
     STOPPED_TRIAL,
     RunOptions,
-    apply_options,
-    run_study,
-    workers_started_early,
 )
-from harness.study import check_data
 
 
 def add_parser(subparsers, add_common) -> None:
@@ -70,8 +62,8 @@ def harness_register_commands(subparsers, add_common) -> None:
 
 
 def cmd_run(args) -> int:
-    """``harness run STUDY``."""
-    plugins, spec = load_plugins_and_study(args, data_checked=False)
+    """``harness run STUDY``: :func:`harness.api.run_with_options`, as ``harness.run``
+    runs it, then the summary."""
     options = RunOptions(
         runs_dir=args.runs_dir,
         trials=args.trials,
@@ -90,10 +82,7 @@ def cmd_run(args) -> int:
         overrides=assignments(args),
         profile=args.profile,
     )
-    apply_options(spec, options)  # flags checked like the file, before anything is written
-    with workers_started_early(spec, options) as launcher:
-        check_data(spec, options.overrides)
-        outcome = run_study(spec, plugins, options, launcher)
+    outcome = run_with_options(args.study, options)
     print(summary(outcome, outcome.spec))
     if outcome.interrupted:
         print(interrupted_notice(args, outcome.spec, outcome.stopped), file=sys.stderr)

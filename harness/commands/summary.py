@@ -48,6 +48,7 @@ def summary(outcome, spec) -> str:
             not finished_counted(table).any()
             and spec.study.timeout
             and not getattr(outcome, "interrupted", False)
+            and not getattr(outcome, "running_elsewhere", 0)
         ):
             lines.append(
                 f"no trial finished: the --timeout of {spec.study.timeout:g} s ended the study "
@@ -58,6 +59,13 @@ def summary(outcome, spec) -> str:
     if runs_dir.resolve() != Path("runs").resolve():
         words += ["--runs-dir", str(runs_dir)]
     show = command(*words)
+    elsewhere = getattr(outcome, "running_elsewhere", 0)
+    if elsewhere:
+        lines.append(
+            f"this machine stopped at its deadline with {elsewhere} "
+            f"trial{'s' if elsewhere > 1 else ''} of the budget still running on other "
+            f"machines: the study is not over ({show} once they finish)"
+        )
     lines.append(f"results: {outcome.run_dir}/trials.csv  ({show})")
     lines.append(f"{sibling('tensorboard')} --logdir {outcome.run_dir}/tb")
     return "\n".join(lines)

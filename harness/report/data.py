@@ -1,6 +1,6 @@
 """What a report is drawn from: the run directory's ``trials.csv``, ``study.json`` and
-``histories.json`` (for older runs, the histories in the Optuna storage), and an
-in-memory Optuna study rebuilt from them for Optuna's plots and importance evaluator.
+``histories.json``, and an in-memory Optuna study rebuilt from them for Optuna's plots
+and importance evaluator.
 
 A searched parameter's domain is ``study.json``'s structured ``distribution``, read
 as data (:func:`harness.space.distribution_from_json`); without one, a domain holding
@@ -9,7 +9,6 @@ every observed value is inferred. No domain is parsed out of text.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.results import read_histories, read_meta, read_table, resolve_storage
+from harness.results import read_histories, read_meta, read_table
 from harness.space import ChoiceDistribution, distribution_from_json
 from harness.space import IntDistribution as HarnessInt
 
@@ -35,8 +34,6 @@ class ReportData:
     objectives: list[dict[str, str]]
     searched: list[str]
     notes: list[str] = field(default_factory=list)
-    #: Why the per-epoch histories could not be read (None: read, or none recorded).
-    histories_error: str | None = None
 
     @property
     def metric(self) -> str | None:
@@ -65,44 +62,12 @@ def load_report_data(run_dir: Path) -> ReportData:
     searched = [name for name in meta.get("searched", {}) if name in table.columns]
     data = ReportData(run_dir, meta, table, {}, objectives, searched)
     data.histories = read_histories(run_dir)
-    if not data.histories:
-        data.histories, data.histories_error = _histories_from_optuna(run_dir, meta)
-        if data.histories_error:
-            data.notes.append(f"learning curves unavailable: {data.histories_error}")
     missing = [name for name in meta.get("searched", {}) if name not in table.columns]
     if missing:
         data.notes.append(
             f"never sampled in any trial (no column in trials.csv): {', '.join(missing)}"
         )
     return data
-
-
-def _histories_from_optuna(
-    run_dir: Path, meta: dict[str, Any]
-) -> tuple[dict[int, dict], str | None]:
-    """Older runs have no ``histories.json``: read the histories from the Optuna storage.
-    Returns them and, when the storage could not be read, why."""
-    if meta.get("backend") != "optuna" or not meta.get("storage"):
-        return {}, None
-    storage = resolve_storage(run_dir, str(meta["storage"]))
-    if storage is None:
-        return {}, f"the storage {meta['storage']} is gone"
-    try:
-        # optuna (and its backend): loaded when a report is drawn, never by `harness --help`
-        import optuna
-
-        from harness.backends.optuna import read_storage  # lazy: imports optuna (see above)
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=meta["name"], storage=read_storage(storage))
-        return {
-            t.number: json.loads(t.user_attrs["history"])
-            for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("history")
-        }, None
-    except Exception as exc:  # noqa: BLE001 - the report goes on without curves
-        log.warning("could not read trial histories from %s: %s", storage, exc)
-        return {}, f"could not read {storage} ({exc})"
 
 
 def optuna_distribution(data: Any):

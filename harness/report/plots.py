@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.report.data import ReportData
-from harness.report.diagnosis import Diagnosis, diagnose
+from harness.report.diagnosis import diagnose
 
 #: The files a report writes besides index.html (an earlier report's are replaced).
 PLOT_FILES = ("history.png", "importances.png", "parallel_coordinates.png", "slice_*.png",
@@ -213,9 +213,6 @@ def curves_section(data: ReportData, out_dir: Path, top: int) -> Section:
         number = int(row["number"])
         history = data.histories.get(number, {})
         diagnosis = diagnose(history)
-        if not history and data.histories_error:
-            reason = f"learning curves unavailable: {data.histories_error}"
-            diagnosis = Diagnosis("no-history", reason)
         label = f"trial {number} ({data.metric}={float(row[data.metric]):.4f})"
         pairs = _curve_pairs(history)
         if not pairs:
