@@ -143,6 +143,47 @@ def cnn_params(conv_layers: int, filters: int, units: int) -> int:
     return total + (size * size * channels + 1) * units + (units + 1) * 10
 
 
+def cnn_flops(conv_layers: int, filters: int, units: int) -> int:
+    """Multiply-adds of one image's forward pass through that network."""
+    size, channels, total = 28, 1, 0
+    for _ in range(conv_layers):
+        out = size - 2
+        total += out * out * filters * 9 * channels
+        size, channels = out // 2, filters
+    return total + size * size * channels * units + units * 10
+
+
+def epoch_cost_ratio(runs: dict, seeds: list[int], budget: float) -> tuple[float, float, float]:
+    """How much longer harness-random's epochs take than kt-random's for the same model and
+    batch size: ``exp(d)`` of a least-squares fit of log(fit seconds per epoch) on
+    log(multiply-adds), log(batch size) and d * [harness], over every complete trial of
+    both random arms; with a bootstrap 95% interval over trials."""
+    import numpy as np
+
+    rows = []
+    for arm in ("harness-random", "kt-random"):
+        for seed in seeds:
+            for t in inside(runs[arm, seed]["trials"], budget):
+                c = t["config"]
+                if t["state"] != "complete" or not t.get("fit_s") or not t["epochs"]:
+                    continue
+                flops = cnn_flops(int(c["conv_layers"]), int(c["filters"]), int(c["units"]))
+                rows.append((
+                    math.log(t["fit_s"] / t["epochs"]), math.log(flops),
+                    math.log(int(c["batch_size"])), float(arm == "harness-random"),
+                ))
+    data = np.array(rows)
+
+    def fit(sample):
+        design = np.column_stack([np.ones(len(sample)), sample[:, 1:]])
+        return float(np.linalg.lstsq(design, sample[:, 0], rcond=None)[0][-1])
+
+    rng = np.random.default_rng(0)
+    draws = [fit(data[rng.integers(0, len(data), len(data))]) for _ in range(2000)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return math.exp(fit(data)), math.exp(low), math.exp(high)
+
+
 def child_env() -> dict[str, str]:
     """The environment of every run: no GPU, TensorFlow's C++ logs quiet."""
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -561,6 +602,18 @@ def summarize(runs: dict, args) -> None:
             print(f"  {arm}: outside the fit {np.median(outside):.2f} s, between trials "
                   f"{np.median(gaps) if gaps else float('nan'):.2f} s, start to first trial "
                   f"{np.median([runs[arm, s]['trials'][0]['start'] for s in seeds]):.1f} s")
+    if "harness-random" in arms and "kt-random" in arms:
+        ratio, low, high = epoch_cost_ratio(runs, seeds, budget)
+        print(f"  an epoch of the same model and batch size, harness-random / kt-random: "
+              f"{ratio:.2f}x (95% CI {low:.2f}x-{high:.2f}x; fit on every complete trial)")
+        for arm in ("harness-random", "kt-random"):
+            flops = [
+                cnn_flops(int(t["config"]["conv_layers"]), int(t["config"]["filters"]),
+                          int(t["config"]["units"])) / int(t["config"]["batch_size"])
+                for s in seeds for t in runs[arm, s]["trials"]
+            ]
+            print(f"  {arm}: median multiply-adds per image / batch size of the trials drawn "
+                  f"{np.median(flops) / 1e3:.1f}k, mean {np.mean(flops) / 1e3:.1f}k")
     print("\nper seed, test error:")
     for i, seed in enumerate(seeds):
         print(f"  seed {seed}: " + ", ".join(f"{a} {errors[a][i]:.4f}" for a in arms))

@@ -129,7 +129,9 @@ def test_a_cross_validated_trial_is_pruned_between_folds(tmp_path, plugins):
     from harness.trial import run_trial
 
     path = tmp_path / "cv.toml"
-    path.write_text(textwrap.dedent(STUDY).replace("folds = 3", "folds = 4"), encoding="utf-8")
+    # its first fold learns nothing after one epoch: not stopped at chance, it reaches the pruner
+    study = STUDY.replace("folds = 3", "folds = 4\nstop_at_chance = false")
+    path.write_text(textwrap.dedent(study), encoding="utf-8")
     spec = load_study(path, plugins)
     steps = []
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import harness.commands.common
 import harness.commands.run
+import harness.orchestrator
 import harness.plugins
 from harness.cli import main
 
@@ -127,10 +128,11 @@ def no_training(monkeypatch):
     def refuse_to_train(spec, plugins, options, launcher=None):
         raise _Valid(spec.name)
 
-    monkeypatch.setattr(harness.commands.run, "run_study", refuse_to_train)
+    # harness run and harness.run both go through harness.api.run_with_options
+    monkeypatch.setattr(harness.orchestrator, "run_study", refuse_to_train)
     # and starts no worker early (it would import TensorFlow for every valid file)
     monkeypatch.setattr(
-        harness.commands.run,
+        harness.orchestrator,
         "workers_started_early",
         lambda spec, options: contextlib.nullcontext(),
     )
