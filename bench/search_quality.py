@@ -287,15 +287,19 @@ def score_in_child(model: Path, seed: int, core: int, args) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def test_images():
-    """The 10,000 official test images in [0, 1] and their labels."""
+def idx(name: str, offset: int):
+    """The bytes of a gzipped MNIST IDX file of ``DATA`` after its ``offset``-byte header."""
     import gzip
 
     import numpy as np
 
-    def idx(name: str, offset: int) -> np.ndarray:
-        with gzip.open(DATA / name, "rb") as handle:
-            return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
+    with gzip.open(DATA / name, "rb") as handle:
+        return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
+
+
+def test_images():
+    """The 10,000 official test images in [0, 1] and their labels."""
+    import numpy as np
 
     x = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
     y = idx("t10k-labels-idx1-ubyte.gz", 8).astype("int32")
@@ -346,16 +350,10 @@ def run_kerastuner(arm: str, seed: int, core: int, args, folder: Path) -> dict:
 def bench_split(seed: int, train: int, validation: int):
     """The images and labels a harness run with ``seed`` trains and validates on:
     ``(x_train, y_train, x_val, y_val)``, as the mnist plugin makes them."""
-    import gzip
-
     import numpy as np
     from harness_plugins.datasets._arrays import carve_validation
 
     from harness.data import stratified_sample
-
-    def idx(name: str, offset: int) -> np.ndarray:
-        with gzip.open(DATA / name, "rb") as handle:
-            return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
 
     x = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
     y = idx("train-labels-idx1-ubyte.gz", 8)

@@ -336,7 +336,7 @@ def _what_was_stopped(
     earlier = {r.number for r in started_with if _interrupted(r)}
     if any(_interrupted(r) and r.number not in earlier for r in records):
         return STOPPED_TRIAL
-    done = sum(1 for r in records if r.state in FINISHED_STATES and r.counted)
+    done = _finished_counted(records)
     if done < spec.study.trials:
         return STOPPED_BETWEEN_TRIALS
     if still_to_measure(run_dir, testable(run_dir, _chosen(spec, table))):
@@ -464,7 +464,7 @@ def _supervise(
         while True:
             records = backend.records(spec, storage)
             feed.update(records)
-            done = sum(1 for r in records if r.state in FINISHED_STATES and r.counted)
+            done = _finished_counted(records)
             _raise_worker_error(errors, running)
             finished = done >= budget or (deadline is not None and time.time() >= deadline)
             if hasattr(backend, "search_over"):  # the backend ended early (grid exhausted)
@@ -523,6 +523,11 @@ def _supervise(
     feed.update(backend.records(spec, storage))
 
 
+def _finished_counted(records: list) -> int:
+    """Trials that finished and count toward the budget."""
+    return sum(1 for r in records if r.state in FINISHED_STATES and r.counted)
+
+
 def _wait_for_other_machines(
     spec, backend, storage: str, deadline: float | None, feed: TrialFeed
 ) -> bool:
@@ -540,9 +545,8 @@ def _wait_for_other_machines(
         backend.fail_stale(spec, storage)
         records = backend.records(spec, storage)
         feed.update(records)
-        counted = [r for r in records if r.counted]
-        done = sum(1 for r in counted if r.state in FINISHED_STATES)
-        running = sum(1 for r in counted if r.state == "running")
+        done = _finished_counted(records)
+        running = sum(1 for r in records if r.counted and r.state == "running")
         if done >= budget:
             return False
         if done + running < budget:

@@ -114,10 +114,9 @@ class _EpochGuard:
                 )
                 last = self.fits >= phases and bool(ended)
                 reporter.report(epoch, logs, last=last)
-                steps = self.params.get("steps") or 0
-                if classes and epoch == 0 and self.fits == 1 and not last:
-                    if steps >= CHANCE_MIN_STEPS:
-                        _stop_at_chance(logs, classes)
+                first = epoch == 0 and self.fits == 1 and not last
+                if classes and first and (self.params.get("steps") or 0) >= CHANCE_MIN_STEPS:
+                    _stop_at_chance(logs, classes)
 
         return EpochGuard()
 
